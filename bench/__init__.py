@@ -1,0 +1,1 @@
+"""The convforge benchmark harness: ``python -m bench [suite]`` from a checkout."""

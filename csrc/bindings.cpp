@@ -1,0 +1,393 @@
+// The pybind11 module: turn arguments into checked views, build the params struct, release the
+// GIL, call the op. Nothing else lives here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+
+#include "core/check.h"
+#include "core/isa.h"
+#include "core/parallel.h"
+#include "core/view.h"
+#include "ops.h"
+
+namespace py = pybind11;
+using namespace convforge;
+
+using Pair = std::array<int64_t, 2>;
+using Quad = std::array<int64_t, 4>;  // top, bottom, left, right
+
+static View to_view(const py::handle& obj, const char* name) {
+  View v;
+  v.name = name;
+  CHECK_TYPE(py::isinstance<py::array>(obj), name, ": expected a NumPy array, got ",
+             std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  const char kind = arr.dtype().kind();
+  const auto itemsize = arr.itemsize();
+  if (kind == 'f' && itemsize == 4)
+    v.dtype = DType::f32;
+  else if (kind == 'f' && itemsize == 8)
+    v.dtype = DType::f64;
+  else if (kind == 'i' && itemsize == 8)
+    v.dtype = DType::i64;
+  else
+    CHECK_TYPE(false, name, ": expected dtype float32 or float64, got ",
+               std::string(py::str(arr.dtype())));
+  v.data = const_cast<void*>(arr.data());  // writes only after require_writable()
+  v.readonly = !arr.writeable();
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
+    v.shape.push_back(arr.shape(i));
+    CHECK(arr.strides(i) % itemsize == 0, name, ": expected strides that are a multiple of the item size");
+    v.strides.push_back(arr.strides(i) / itemsize);
+  }
+  return v;
+}
+
+static std::optional<View> to_optional_view(const py::handle& obj, const char* name) {
+  if (obj.is_none()) return std::nullopt;
+  return to_view(obj, name);
+}
+
+// Float arrays only (index arrays are checked by the op that takes them).
+static void require_float(const View& v) {
+  CHECK_TYPE(v.dtype != DType::i64, v.name, ": expected dtype float32 or float64, got int64");
+}
+
+// An output: same dtype and device as the reference input, the shape given, C-contiguous,
+// writable, and not overlapping any input.
+static void require_output(const View& out, const View& like, const std::vector<int64_t>& shape,
+                           std::initializer_list<const View*> inputs) {
+  out.require_dtype(like.dtype);
+  out.require_same_device(like);
+  out.require_shape(shape);
+  out.require_contiguous();
+  out.require_writable();
+  for (const View* in : inputs)
+    if (in) out.require_disjoint(*in);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM
+
+// A 2-D operand the kernel can stride over: unit stride along rows (row-major) or along columns
+// (column-major, handled as the transpose). Returns {leading dimension, transposed}.
+static std::pair<int64_t, bool> gemm_layout(const View& v) {
+  const int64_t rows = v.shape[0], cols = v.shape[1];
+  if (rows == 0 || cols == 0) return {std::max<int64_t>(cols, 1), false};  // nothing is read
+  if (v.strides[1] == 1 || cols == 1) return {std::max<int64_t>({v.strides[0], cols, 1}), false};
+  if (v.strides[0] == 1 || rows == 1) return {std::max<int64_t>({v.strides[1], rows, 1}), true};
+  CHECK(false, v.name, ": expected unit stride along one axis, got strides (", v.strides[0], ", ",
+        v.strides[1], ") in elements");
+  return {0, false};
+}
+
+// Copies c into out (any strides), the BLAS way of starting from C when beta != 0.
+template <typename T>
+static void copy_2d(const View& c, const View& out) {
+  for (int64_t i = 0; i < c.shape[0]; ++i)
+    for (int64_t j = 0; j < c.shape[1]; ++j)
+      static_cast<T*>(out.data)[i * out.strides[0] + j * out.strides[1]] =
+          static_cast<const T*>(c.data)[i * c.strides[0] + j * c.strides[1]];
+}
+
+static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::handle& c_obj,
+                    const py::handle& out_obj, double alpha, double beta, bool trans_a, bool trans_b) {
+  View a = to_view(a_obj, "a"), b = to_view(b_obj, "b"), out = to_view(out_obj, "out");
+  auto c = to_optional_view(c_obj, "c");
+  require_float(a);
+  a.require_ndim(2);
+  b.require_ndim(2);
+  b.require_dtype(a.dtype);
+  b.require_same_device(a);
+  const int64_t m = trans_a ? a.shape[1] : a.shape[0], k = trans_a ? a.shape[0] : a.shape[1];
+  const int64_t kb = trans_b ? b.shape[1] : b.shape[0], n = trans_b ? b.shape[0] : b.shape[1];
+  CHECK(k == kb, "b: expected ", k, " rows in op(b) to match the columns of op(a), got ", kb,
+        " (a ", a.shape_str(), ", b ", b.shape_str(), ")");
+  out.require_ndim(2);
+  out.require_dtype(a.dtype);
+  out.require_same_device(a);
+  out.require_shape({m, n});
+  out.require_writable();
+  out.require_disjoint(a);
+  out.require_disjoint(b);
+  CHECK(out.strides[1] == 1 || n <= 1, "out: expected unit stride along columns");
+  if (c) {
+    c->require_ndim(2);
+    c->require_dtype(a.dtype);
+    c->require_same_device(a);
+    c->require_shape({m, n});
+  }
+  const bool copy_c = c && beta != 0.0 && c->data != out.data;
+  if (copy_c) out.require_disjoint(*c);
+  if (!c) beta = 0.0;
+  GemmParams p;
+  p.dtype = a.dtype;
+  p.device = a.device;
+  p.m = m, p.n = n, p.k = k;
+  auto [lda, a_col_major] = gemm_layout(a);
+  auto [ldb, b_col_major] = gemm_layout(b);
+  p.a = a.data, p.lda = lda, p.trans_a = trans_a != a_col_major;
+  p.b = b.data, p.ldb = ldb, p.trans_b = trans_b != b_col_major;
+  p.c = out.data, p.ldc = std::max<int64_t>({out.strides[0], n, 1});
+  p.alpha = alpha, p.beta = beta;
+  py::gil_scoped_release release;
+  if (copy_c) a.dtype == DType::f32 ? copy_2d<float>(*c, out) : copy_2d<double>(*c, out);
+  gemm(p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv2d
+
+static Conv2dParams conv_params(const View& input, const View& weight, Pair stride, Quad padding,
+                                Pair dilation, int64_t groups) {
+  require_float(input);
+  input.require_ndim(4);
+  input.require_contiguous();
+  weight.require_ndim(4);
+  weight.require_dtype(input.dtype);
+  weight.require_same_device(input);
+  weight.require_contiguous();
+  CHECK(groups > 0, "groups: expected a positive integer, got ", groups);
+  Conv2dParams p;
+  p.dtype = input.dtype;
+  p.device = input.device;
+  p.n = input.shape[0], p.c_in = input.shape[1], p.h = input.shape[2], p.w = input.shape[3];
+  p.c_out = weight.shape[0], p.kh = weight.shape[2], p.kw = weight.shape[3], p.groups = groups;
+  CHECK(p.c_in % groups == 0, "groups: expected a divisor of the input's ", p.c_in,
+        " channels, got ", groups);
+  CHECK(p.c_out % groups == 0, "groups: expected a divisor of weight's ", p.c_out,
+        " output channels, got ", groups);
+  CHECK(weight.shape[1] * groups == p.c_in, "weight: expected ", p.c_in / groups,
+        " input channels per group (input has ", p.c_in, " channels, groups=", groups, "), got ",
+        weight.shape[1], " (weight ", weight.shape_str(), ")");
+  CHECK(stride[0] > 0 && stride[1] > 0, "stride: expected positive values, got (", stride[0], ", ",
+        stride[1], ")");
+  CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation: expected positive values, got (",
+        dilation[0], ", ", dilation[1], ")");
+  for (int64_t pad : padding) CHECK(pad >= 0, "padding: expected non-negative values, got ", pad);
+  p.stride_h = stride[0], p.stride_w = stride[1];
+  p.pad_h = padding[0], p.pad_w = padding[2];
+  p.dilation_h = dilation[0], p.dilation_w = dilation[1];
+  p.out_h = conv_out_size(p.h, p.kh, p.stride_h, padding[0], padding[1], p.dilation_h);
+  p.out_w = conv_out_size(p.w, p.kw, p.stride_w, padding[2], padding[3], p.dilation_w);
+  CHECK(p.out_h > 0 && p.out_w > 0, "weight: expected a kernel no larger than the padded input (",
+        p.h + padding[0] + padding[1], " x ", p.w + padding[2] + padding[3],
+        "), got an effective kernel of ", p.dilation_h * (p.kh - 1) + 1, " x ",
+        p.dilation_w * (p.kw - 1) + 1);
+  return p;
+}
+
+static void py_conv2d_forward(const py::handle& input_obj, const py::handle& weight_obj,
+                              const py::handle& bias_obj, const py::handle& output_obj, Pair stride,
+                              Quad padding, Pair dilation, int64_t groups) {
+  View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
+  auto bias = to_optional_view(bias_obj, "bias");
+  View output = to_view(output_obj, "output");
+  Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+  if (bias) {
+    bias->require_dtype(p.dtype);
+    bias->require_same_device(input);
+    bias->require_shape({p.c_out});
+    bias->require_contiguous();
+  }
+  require_output(output, input, {p.n, p.c_out, p.out_h, p.out_w},
+                 {&input, &weight, bias ? &*bias : nullptr});
+  py::gil_scoped_release release;
+  conv2d_forward(p, input.data, weight.data, bias ? bias->data : nullptr, output.data);
+}
+
+static void py_conv2d_backward(const py::handle& grad_output_obj, const py::handle& input_obj,
+                               const py::handle& weight_obj, const py::handle& grad_input_obj,
+                               const py::handle& grad_weight_obj, const py::handle& grad_bias_obj,
+                               Pair stride, Quad padding, Pair dilation, int64_t groups) {
+  View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
+  View grad_output = to_view(grad_output_obj, "grad_output");
+  Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+  grad_output.require_dtype(p.dtype);
+  grad_output.require_same_device(input);
+  grad_output.require_shape({p.n, p.c_out, p.out_h, p.out_w});
+  grad_output.require_contiguous();
+  auto grad_input = to_optional_view(grad_input_obj, "grad_input");
+  auto grad_weight = to_optional_view(grad_weight_obj, "grad_weight");
+  auto grad_bias = to_optional_view(grad_bias_obj, "grad_bias");
+  if (grad_input) require_output(*grad_input, input, input.shape, {&input, &weight, &grad_output});
+  if (grad_weight) require_output(*grad_weight, input, weight.shape, {&input, &weight, &grad_output});
+  if (grad_bias) require_output(*grad_bias, input, {p.c_out}, {&input, &weight, &grad_output});
+  py::gil_scoped_release release;
+  conv2d_backward(p, grad_output.data, input.data, weight.data,
+                  grad_input ? grad_input->data : nullptr, grad_weight ? grad_weight->data : nullptr,
+                  grad_bias ? grad_bias->data : nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling
+
+static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pair padding,
+                                Pair dilation, bool ceil_mode) {
+  require_float(input);
+  input.require_ndim(4);
+  input.require_contiguous();
+  CHECK(kernel[0] > 0 && kernel[1] > 0, "kernel_size: expected positive values, got (", kernel[0],
+        ", ", kernel[1], ")");
+  CHECK(stride[0] > 0 && stride[1] > 0, "stride: expected positive values, got (", stride[0], ", ",
+        stride[1], ")");
+  CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation: expected positive values, got (",
+        dilation[0], ", ", dilation[1], ")");
+  CHECK(padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] &&
+            2 * padding[1] <= kernel[1],
+        "padding: expected non-negative values at most half the kernel size (", kernel[0] / 2,
+        ", ", kernel[1] / 2, "), got (", padding[0], ", ", padding[1], ")");
+  Pool2dParams p;
+  p.dtype = input.dtype;
+  p.device = input.device;
+  p.n = input.shape[0], p.c = input.shape[1], p.h = input.shape[2], p.w = input.shape[3];
+  p.kh = kernel[0], p.kw = kernel[1];
+  p.stride_h = stride[0], p.stride_w = stride[1];
+  p.pad_h = padding[0], p.pad_w = padding[1];
+  p.dilation_h = dilation[0], p.dilation_w = dilation[1];
+  p.out_h = pool_out_size(p.h, p.kh, p.stride_h, p.pad_h, p.dilation_h, ceil_mode);
+  p.out_w = pool_out_size(p.w, p.kw, p.stride_w, p.pad_w, p.dilation_w, ceil_mode);
+  CHECK(p.out_h > 0 && p.out_w > 0, "kernel_size: expected a window that fits the padded input (",
+        p.h + 2 * p.pad_h, " x ", p.w + 2 * p.pad_w, "), got an effective window of ",
+        p.dilation_h * (p.kh - 1) + 1, " x ", p.dilation_w * (p.kw - 1) + 1);
+  return p;
+}
+
+static void require_indices(const View& indices, const Pool2dParams& p) {
+  indices.require_dtype(DType::i64);
+  indices.require_shape({p.n, p.c, p.out_h, p.out_w});
+  indices.require_contiguous();
+}
+
+static void py_max_pool2d_forward(const py::handle& input_obj, const py::handle& output_obj,
+                                  const py::handle& indices_obj, Pair kernel, Pair stride,
+                                  Pair padding, Pair dilation, bool ceil_mode) {
+  View input = to_view(input_obj, "input"), output = to_view(output_obj, "output");
+  auto indices = to_optional_view(indices_obj, "indices");
+  Pool2dParams p = pool_params(input, kernel, stride, padding, dilation, ceil_mode);
+  require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input});
+  if (indices) {
+    require_indices(*indices, p);
+    indices->require_writable();
+    indices->require_disjoint(input);
+    indices->require_disjoint(output);
+  }
+  py::gil_scoped_release release;
+  max_pool2d_forward(p, input.data, output.data,
+                     indices ? static_cast<int64_t*>(indices->data) : nullptr);
+}
+
+static void py_max_pool2d_backward(const py::handle& grad_output_obj, const py::handle& indices_obj,
+                                   const py::handle& grad_input_obj, Pair kernel, Pair stride,
+                                   Pair padding, Pair dilation, bool ceil_mode) {
+  View grad_output = to_view(grad_output_obj, "grad_output");
+  View indices = to_view(indices_obj, "indices"), grad_input = to_view(grad_input_obj, "grad_input");
+  require_float(grad_input);
+  grad_input.require_ndim(4);
+  Pool2dParams p = pool_params(grad_input, kernel, stride, padding, dilation, ceil_mode);
+  grad_output.require_dtype(p.dtype);
+  grad_output.require_shape({p.n, p.c, p.out_h, p.out_w});
+  grad_output.require_contiguous();
+  require_indices(indices, p);
+  require_output(grad_input, grad_input, grad_input.shape, {&grad_output, &indices});
+  py::gil_scoped_release release;
+  max_pool2d_backward(p, grad_output.data, static_cast<const int64_t*>(indices.data), grad_input.data);
+}
+
+static Pool2dParams avg_params(const View& input, Pair kernel, Pair stride, Pair padding,
+                               bool ceil_mode, bool count_include_pad,
+                               std::optional<int64_t> divisor_override) {
+  Pool2dParams p = pool_params(input, kernel, stride, padding, {1, 1}, ceil_mode);
+  CHECK(!divisor_override || *divisor_override > 0,
+        "divisor_override: expected a positive integer, got ", divisor_override.value_or(0));
+  p.count_include_pad = count_include_pad;
+  p.divisor_override = divisor_override.value_or(0);
+  return p;
+}
+
+static void py_avg_pool2d_forward(const py::handle& input_obj, const py::handle& output_obj,
+                                  Pair kernel, Pair stride, Pair padding, bool ceil_mode,
+                                  bool count_include_pad, std::optional<int64_t> divisor_override) {
+  View input = to_view(input_obj, "input"), output = to_view(output_obj, "output");
+  Pool2dParams p = avg_params(input, kernel, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override);
+  require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input});
+  py::gil_scoped_release release;
+  avg_pool2d_forward(p, input.data, output.data);
+}
+
+static void py_avg_pool2d_backward(const py::handle& grad_output_obj, const py::handle& grad_input_obj,
+                                   Pair kernel, Pair stride, Pair padding, bool ceil_mode,
+                                   bool count_include_pad, std::optional<int64_t> divisor_override) {
+  View grad_output = to_view(grad_output_obj, "grad_output");
+  View grad_input = to_view(grad_input_obj, "grad_input");
+  require_float(grad_input);
+  grad_input.require_ndim(4);
+  Pool2dParams p = avg_params(grad_input, kernel, stride, padding, ceil_mode, count_include_pad,
+                              divisor_override);
+  grad_output.require_dtype(p.dtype);
+  grad_output.require_shape({p.n, p.c, p.out_h, p.out_w});
+  grad_output.require_contiguous();
+  require_output(grad_input, grad_input, grad_input.shape, {&grad_output});
+  py::gil_scoped_release release;
+  avg_pool2d_backward(p, grad_output.data, grad_input.data);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static py::dict build_info() {
+  py::dict d;
+  d["isa"] = isa_name(active_isa());
+  py::list isas;
+  for (Isa isa : supported_isas()) isas.append(isa_name(isa));
+  d["supported_isas"] = isas;
+  d["num_threads"] = get_num_threads();
+  d["openmp"] = openmp_enabled();
+  d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);
+  d["compiler"] = CONVFORGE_COMPILER;
+  d["pybind11"] = std::to_string(PYBIND11_VERSION_MAJOR) + "." +
+                  std::to_string(PYBIND11_VERSION_MINOR) + "." +
+                  std::to_string(PYBIND11_VERSION_PATCH);
+  return d;
+}
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "convforge compiled kernels (private: use the convforge package)";
+  py::register_exception_translator([](std::exception_ptr e) {
+    try {
+      if (e) std::rethrow_exception(e);
+    } catch (const TypeError& err) {
+      PyErr_SetString(PyExc_TypeError, err.what());
+    } catch (const ValueError& err) {
+      PyErr_SetString(PyExc_ValueError, err.what());
+    }
+  });
+
+  m.def("info", &build_info);
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("set_isa", [](const std::string& name) { set_active_isa(isa_from_name(name)); }, py::arg("name"));
+
+  m.def("conv2d_output_size",
+        [](int64_t h, int64_t w, Pair kernel, Pair stride, Quad padding, Pair dilation) {
+          return Pair{conv_out_size(h, kernel[0], stride[0], padding[0], padding[1], dilation[0]),
+                      conv_out_size(w, kernel[1], stride[1], padding[2], padding[3], dilation[1])};
+        });
+  m.def("pool2d_output_size",
+        [](int64_t h, int64_t w, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+          return Pair{pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
+                      pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)};
+        });
+
+  m.def("gemm", &py_gemm);
+  m.def("conv2d_forward", &py_conv2d_forward);
+  m.def("conv2d_backward", &py_conv2d_backward);
+  m.def("max_pool2d_forward", &py_max_pool2d_forward);
+  m.def("max_pool2d_backward", &py_max_pool2d_backward);
+  m.def("avg_pool2d_forward", &py_avg_pool2d_forward);
+  m.def("avg_pool2d_backward", &py_avg_pool2d_backward);
+}

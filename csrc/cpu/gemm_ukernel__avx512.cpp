@@ -1,0 +1,1 @@
+// SGEMM/DGEMM microkernels for avx512: see csrc/cpu/gemm.cpp for the contract.

@@ -1,0 +1,1 @@
+// SGEMM/DGEMM microkernels for scalar: see csrc/cpu/gemm.cpp for the contract.

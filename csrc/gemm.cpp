@@ -1,0 +1,27 @@
+// GEMM dispatcher: validates the params once and picks the backend.
+#include <algorithm>
+
+#include "core/check.h"
+#include "core/view.h"
+#include "cpu/kernels.h"
+#include "ops.h"
+
+namespace convforge {
+
+void gemm(const GemmParams& p) {
+  CHECK(p.m >= 0 && p.n >= 0 && p.k >= 0, "gemm: expected non-negative sizes, got m=", p.m,
+        " n=", p.n, " k=", p.k);
+  CHECK(p.dtype != DType::i64, "gemm: expected float32 or float64");
+  // Stored shapes: A is (m, k) or (k, m) when transposed; B is (k, n) or (n, k).
+  const int64_t a_cols = p.trans_a ? p.m : p.k, b_cols = p.trans_b ? p.k : p.n;
+  CHECK(p.lda >= std::max<int64_t>(a_cols, 1), "a: expected a row stride >= ", a_cols, ", got ", p.lda);
+  CHECK(p.ldb >= std::max<int64_t>(b_cols, 1), "b: expected a row stride >= ", b_cols, ", got ", p.ldb);
+  CHECK(p.ldc >= std::max<int64_t>(p.n, 1), "out: expected a row stride >= ", p.n, ", got ", p.ldc);
+  if (p.m == 0 || p.n == 0) return;
+  switch (p.device) {
+    case Device::cpu: return cpu::gemm(p);
+    default: CHECK(false, "gemm: device '", device_name(p.device), "' is not available in this build");
+  }
+}
+
+}  // namespace convforge

@@ -1,0 +1,101 @@
+// The whole C++ API of convforge: one declaration per op, with the params structs they take.
+// Kernels see raw pointers and these plain structs only; no pybind11, NumPy or torch types.
+#pragma once
+#include <cstdint>
+
+namespace convforge {
+
+enum class DType { f32, f64, i64 };  // i64: index arrays only (max pooling)
+// Where a kernel runs. cuda_emulated executes the CUDA kernel sources on the host (tests).
+enum class Device { cpu, cuda, cuda_emulated };
+
+inline int64_t dtype_size(DType t) { return t == DType::f32 ? 4 : 8; }  // f64, i64: 8
+
+// ---------------------------------------------------------------------------------------------
+// GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, op(A) is m x k, op(B) is k x n.
+// lda/ldb/ldc are row strides in elements of the stored (untransposed) matrices.
+// beta == 0 means C is write-only (NaN in C does not propagate), as in BLAS.
+struct GemmParams {
+  DType dtype = DType::f32;
+  Device device = Device::cpu;
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  const void* a = nullptr;
+  int64_t lda = 0;
+  const void* b = nullptr;
+  int64_t ldb = 0;
+  void* c = nullptr;
+  int64_t ldc = 0;
+  double alpha = 1.0, beta = 0.0;
+  void* stream = nullptr;  // cudaStream_t for Device::cuda
+};
+void gemm(const GemmParams& p);
+
+// ---------------------------------------------------------------------------------------------
+// conv2d, NCHW, contiguous. weight is (c_out, c_in / groups, kh, kw). Padding is given as the
+// top/left amount; the bottom/right amount follows from out_h/out_w (which allows torch's
+// asymmetric padding='same' for even kernels).
+struct Conv2dParams {
+  DType dtype = DType::f32;
+  Device device = Device::cpu;
+  int64_t n = 0, c_in = 0, h = 0, w = 0;
+  int64_t c_out = 0, kh = 0, kw = 0, groups = 1;
+  int64_t out_h = 0, out_w = 0;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  void* stream = nullptr;
+};
+// output (n, c_out, out_h, out_w) = conv(input, weight) + bias; bias may be null.
+void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight, const void* bias,
+                    void* output);
+// Each backward pointer may be null: that gradient is not computed. Outputs are overwritten.
+void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void* input,
+                     const void* weight, void* grad_input, void* grad_weight, void* grad_bias);
+
+// ---------------------------------------------------------------------------------------------
+// Pooling, NCHW, contiguous, over n * c independent planes.
+struct Pool2dParams {
+  DType dtype = DType::f32;
+  Device device = Device::cpu;
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  int64_t out_h = 0, out_w = 0;
+  int64_t kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;  // max pooling only
+  bool count_include_pad = true;           // avg pooling only
+  int64_t divisor_override = 0;            // avg pooling only; 0 means none
+  void* stream = nullptr;
+};
+// indices: int64 flat offsets h * w + w within each plane; may be null.
+void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, int64_t* indices);
+void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
+                         void* grad_input);
+void avg_pool2d_forward(const Pool2dParams& p, const void* input, void* output);
+void avg_pool2d_backward(const Pool2dParams& p, const void* grad_output, void* grad_input);
+
+}  // namespace convforge
+
+namespace convforge {
+
+// torch's output-size rules, the one place they live (the binding exposes them to Python).
+inline int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// conv2d along one axis, with the padding before and after (they differ for padding='same').
+inline int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad_before,
+                             int64_t pad_after, int64_t dilation) {
+  return floor_div(in + pad_before + pad_after - dilation * (kernel - 1) - 1, stride) + 1;
+}
+
+// Pooling along one axis. In ceil_mode the last window must start inside the input or the left
+// padding, never in the right padding.
+inline int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                             int64_t dilation, bool ceil_mode) {
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
+  int64_t out = (ceil_mode ? floor_div(span + stride - 1, stride) : floor_div(span, stride)) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+}  // namespace convforge

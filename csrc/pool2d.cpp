@@ -1,0 +1,46 @@
+// Pooling dispatcher: validates the params once and picks the backend.
+#include "core/check.h"
+#include "core/view.h"
+#include "cpu/kernels.h"
+#include "ops.h"
+
+namespace convforge {
+
+static void validate(const Pool2dParams& p) {
+  CHECK(p.dtype != DType::i64, "pool2d: expected float32 or float64");
+  CHECK(p.kh > 0 && p.kw > 0, "kernel_size: expected positive values, got (", p.kh, ", ", p.kw, ")");
+  CHECK(p.stride_h > 0 && p.stride_w > 0, "stride: expected positive values, got (", p.stride_h,
+        ", ", p.stride_w, ")");
+  CHECK(p.dilation_h > 0 && p.dilation_w > 0, "dilation: expected positive values, got (",
+        p.dilation_h, ", ", p.dilation_w, ")");
+  CHECK(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kh && 2 * p.pad_w <= p.kw,
+        "padding: expected at most half the kernel size (", p.kh / 2, ", ", p.kw / 2, "), got (",
+        p.pad_h, ", ", p.pad_w, ")");
+  CHECK(p.divisor_override >= 0, "divisor_override: expected a positive integer, got ",
+        p.divisor_override);
+  CHECK(p.out_h > 0 && p.out_w > 0, "pool2d: the output would be empty (", p.out_h, " x ",
+        p.out_w, ")");
+}
+
+#define CONVFORGE_POOL_DISPATCH(name, ...)                                                        \
+  validate(p);                                                                                     \
+  switch (p.device) {                                                                              \
+    case Device::cpu: return cpu::name(__VA_ARGS__);                                               \
+    default: CHECK(false, #name ": device '", device_name(p.device), "' is not available in this build"); \
+  }
+
+void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, int64_t* indices) {
+  CONVFORGE_POOL_DISPATCH(max_pool2d_forward, p, input, output, indices)
+}
+void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
+                         void* grad_input) {
+  CONVFORGE_POOL_DISPATCH(max_pool2d_backward, p, grad_output, indices, grad_input)
+}
+void avg_pool2d_forward(const Pool2dParams& p, const void* input, void* output) {
+  CONVFORGE_POOL_DISPATCH(avg_pool2d_forward, p, input, output)
+}
+void avg_pool2d_backward(const Pool2dParams& p, const void* grad_output, void* grad_input) {
+  CONVFORGE_POOL_DISPATCH(avg_pool2d_backward, p, grad_output, grad_input)
+}
+
+}  // namespace convforge

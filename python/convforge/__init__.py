@@ -1,0 +1,54 @@
+"""convforge: hand-written C++ and CUDA kernels for conv2d, pooling and GEMM, torch-shaped."""
+
+from importlib import metadata as _metadata
+
+from . import _C
+from .functional import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    conv2d,
+    conv2d_backward,
+    gemm,
+    matmul,
+    max_pool2d,
+    max_pool2d_backward,
+)
+
+try:
+    __version__ = _metadata.version("convforge")
+except _metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH
+    __version__ = "0.0.0+source"
+
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "gemm",
+    "get_num_threads",
+    "info",
+    "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "set_num_threads",
+]
+
+
+def get_num_threads():
+    """Threads the CPU kernels use (initially OMP_NUM_THREADS or the number of cores)."""
+    return _C.get_num_threads()
+
+
+def set_num_threads(n):
+    """Set the number of threads the CPU kernels use, process-wide."""
+    _C.set_num_threads(int(n))
+
+
+def info():
+    """What this build of convforge is and runs on: ISA in use, threads, OpenMP, CUDA, versions."""
+    import numpy
+
+    details = dict(_C.info())
+    details["version"] = __version__
+    details["numpy"] = numpy.__version__
+    return details

@@ -1,0 +1,218 @@
+"""The functional API, shaped like torch.nn.functional: argument names, defaults and semantics
+follow torch. Outputs are allocated here, in the caller's array library; the checks on arrays
+(dtype, shape, overlap, writability) are made once, in the compiled binding."""
+
+import numpy as np
+
+from . import _C
+from ._args import pair, positive_pair
+from ._arrays import as_input, empty
+
+# ----------------------------------------------------------------------------------------------
+# GEMM
+
+
+def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out=None):
+    """``alpha * op(a) @ op(b) + beta * c`` for 2-D float32/float64 arrays.
+
+    ``op(x)`` is ``x.T`` when the matching ``trans_*`` flag is set. ``a`` and ``b`` may have any
+    row stride (and column-major views are used as they are); ``c`` defaults to zeros. The result
+    is written to ``out`` when given (it may be ``c`` itself), else to a new array.
+    """
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+        if x.ndim != 2:
+            raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
+    m = a.shape[1] if trans_a else a.shape[0]
+    n = b.shape[0] if trans_b else b.shape[1]
+    if out is None:
+        out = empty(a, (m, n))
+    _C.gemm(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
+    return out
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D arrays, or a batch: ``a`` (batch, m, k) with ``b`` (k, n) or (batch, k, n)."""
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+    if a.ndim == 2 and b.ndim == 2:
+        return gemm(a, b, out=out)
+    if a.ndim != 3 or b.ndim not in (2, 3):
+        raise ValueError(
+            f"matmul: expected a 2-D or (batch, m, k) array a and a 2-D or (batch, k, n) array b, "
+            f"got shapes {a.shape} and {b.shape}"
+        )
+    if b.ndim == 3 and b.shape[0] != a.shape[0]:
+        raise ValueError(f"b: expected a batch of {a.shape[0]} like a, got {b.shape[0]}")
+    if b.ndim == 2:  # one product with the batch folded into the rows
+        rows = np.ascontiguousarray(a).reshape(-1, a.shape[2])
+        result = gemm(rows, b, out=None if out is None else out.reshape(-1, b.shape[1]))
+        return result.reshape(a.shape[0], a.shape[1], b.shape[1]) if out is None else out
+    if out is None:
+        out = empty(a, (a.shape[0], a.shape[1], b.shape[2]))
+    for i in range(a.shape[0]):
+        gemm(a[i], b[i], out=out[i])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# conv2d
+
+
+def _conv_padding(padding, weight_shape, stride, dilation):
+    """torch's padding argument -> (top, bottom, left, right)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"padding: expected 'valid', 'same', an int or a pair, got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
+        pads = []
+        for k, d in zip(weight_shape[2:], dilation):
+            total = d * (k - 1)  # torch puts the odd extra pixel at the bottom/right
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    ph, pw = pair(padding, "padding")
+    if min(ph, pw) < 0:
+        raise ValueError(f"padding: expected non-negative values, got {padding!r}")
+    return (ph, ph, pw, pw)
+
+
+def _batched(x, name, ndim=4):
+    """(input, was_unbatched): torch accepts an unbatched (C, H, W) input."""
+    x = as_input(x, name)
+    if x.ndim == ndim - 1:
+        return x[None], True
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim - 1} or {ndim} dimensions, got {x.ndim} (shape {x.shape})")
+    return x, False
+
+
+def _conv_args(weight, stride, padding, dilation, groups):
+    stride = positive_pair(stride, "stride")
+    dilation = positive_pair(dilation, "dilation")
+    if weight.ndim != 4:
+        raise ValueError(f"weight: expected 4 dimensions, got {weight.ndim} (shape {weight.shape})")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups <= 0:
+        raise ValueError(f"groups: expected a positive integer, got {groups!r}")
+    return stride, _conv_padding(padding, weight.shape, stride, dilation), dilation, int(groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) over an NCHW or unbatched CHW input, as
+    ``torch.nn.functional.conv2d``: weight is (C_out, C_in / groups, kH, kW); padding is an int,
+    a pair, ``'valid'`` or ``'same'``."""
+    x, unbatched = _batched(input, "input")
+    weight = as_input(weight, "weight")
+    bias = None if bias is None else as_input(bias, "bias")
+    stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
+    oh, ow = _C.conv2d_output_size(x.shape[2], x.shape[3], weight.shape[2:], stride, pads, dilation)
+    out = empty(x, (x.shape[0], weight.shape[0], max(oh, 0), max(ow, 0)))
+    _C.conv2d_forward(x, weight, bias, out, stride, pads, dilation, groups)
+    return out[0] if unbatched else out
+
+
+def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
+                    output_mask=(True, True, True)):
+    """Gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``. Only the entries
+    that ``output_mask`` asks for are computed; the others are ``None``. Deterministic."""
+    x, unbatched = _batched(input, "input")
+    grad_output = as_input(grad_output, "grad_output")
+    if unbatched:
+        grad_output = grad_output[None]
+    weight = as_input(weight, "weight")
+    stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
+    want_input, want_weight, want_bias = (bool(m) for m in output_mask)
+    grad_input = empty(x, x.shape) if want_input else None
+    grad_weight = empty(x, weight.shape) if want_weight else None
+    grad_bias = empty(x, (weight.shape[0],)) if want_bias else None
+    _C.conv2d_backward(grad_output, x, weight, grad_input, grad_weight, grad_bias,
+                       stride, pads, dilation, groups)
+    if unbatched and grad_input is not None:
+        grad_input = grad_input[0]
+    return grad_input, grad_weight, grad_bias
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooling
+
+
+def _pool_args(kernel_size, stride, padding):
+    kernel = positive_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else positive_pair(stride, "stride")
+    return kernel, stride, pair(padding, "padding")
+
+
+def _pool_output(x, kernel, stride, padding, dilation, ceil_mode):
+    oh, ow = _C.pool2d_output_size(x.shape[2], x.shape[3], kernel, stride, padding, dilation, bool(ceil_mode))
+    return (x.shape[0], x.shape[1], max(oh, 0), max(ow, 0))
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates, the first maximum
+    wins ties, and indices are int64 offsets ``h * W + w`` within each plane."""
+    x, unbatched = _batched(input, "input")
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
+    dilation = positive_pair(dilation, "dilation")
+    shape = _pool_output(x, kernel, stride, padding, dilation, ceil_mode)
+    out = empty(x, shape)
+    indices = empty(x, shape, np.int64) if return_indices else None
+    _C.max_pool2d_forward(x, out, indices, kernel, stride, padding, dilation, bool(ceil_mode))
+    if unbatched:
+        out = out[0]
+        indices = None if indices is None else indices[0]
+    return (out, indices) if return_indices else out
+
+
+def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
+                        dilation=1, ceil_mode=False):
+    """Gradient of :func:`max_pool2d` with respect to its input, given the indices it returned
+    (as ``torch.ops.aten.max_pool2d_with_indices_backward``). ``input`` supplies the shape."""
+    x, unbatched = _batched(input, "input")
+    grad_output = as_input(grad_output, "grad_output")
+    indices = as_input(indices, "indices")
+    if unbatched:
+        grad_output, indices = grad_output[None], indices[None]
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
+    dilation = positive_pair(dilation, "dilation")
+    grad_input = empty(x, x.shape)
+    _C.max_pool2d_backward(grad_output, indices, grad_input, kernel, stride, padding, dilation, bool(ceil_mode))
+    return grad_input[0] if unbatched else grad_input
+
+
+def _divisor(divisor_override):
+    if divisor_override is None:
+        return None
+    if not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override, bool) or divisor_override <= 0:
+        raise ValueError(f"divisor_override: expected a positive integer, got {divisor_override!r}")
+    return int(divisor_override)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling as ``torch.nn.functional.avg_pool2d``, with torch's divisor rules."""
+    x, unbatched = _batched(input, "input")
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
+    out = empty(x, _pool_output(x, kernel, stride, padding, (1, 1), ceil_mode))
+    _C.avg_pool2d_forward(x, out, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
+                          _divisor(divisor_override))
+    return out[0] if unbatched else out
+
+
+def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """Gradient of :func:`avg_pool2d` with respect to its input (as
+    ``torch.ops.aten.avg_pool2d_backward``). ``input`` supplies the shape."""
+    x, unbatched = _batched(input, "input")
+    grad_output = as_input(grad_output, "grad_output")
+    if unbatched:
+        grad_output = grad_output[None]
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
+    grad_input = empty(x, x.shape)
+    _C.avg_pool2d_backward(grad_output, grad_input, kernel, stride, padding, bool(ceil_mode),
+                           bool(count_include_pad), _divisor(divisor_override))
+    return grad_input[0] if unbatched else grad_input
