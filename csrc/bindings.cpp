@@ -13,15 +13,31 @@
 #include "core/view.h"
 #include "ops.h"
 
+#ifndef CONVFORGE_WITH_CUDA_EMULATION
+#define CONVFORGE_WITH_CUDA_EMULATION 0  // set by the build once the emulated CUDA kernels exist
+#endif
+
 namespace py = pybind11;
 using namespace convforge;
 
 using Pair = std::array<int64_t, 2>;
 using Quad = std::array<int64_t, 4>;  // top, bottom, left, right
 
+// Which backend runs ops on host (NumPy) arrays, per Python thread: the CPU kernels, or the CUDA
+// kernels executed by the emulator (for testing them without a GPU).
+static thread_local Device host_array_device = Device::cpu;
+
+static Device device_from_name(const std::string& name) {
+  for (Device d : {Device::cpu, Device::cuda_emulated})
+    if (name == device_name(d)) return d;
+  CHECK(false, "device: expected 'cpu' or 'cuda-emulated', got '", name, "'");
+  return Device::cpu;
+}
+
 static View to_view(const py::handle& obj, const char* name) {
   View v;
   v.name = name;
+  v.device = host_array_device;
   CHECK_TYPE(py::isinstance<py::array>(obj), name, ": expected a NumPy array, got ",
              std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   auto arr = py::reinterpret_borrow<py::array>(obj);
@@ -347,6 +363,10 @@ static py::dict build_info() {
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);
+  py::list backends;
+  backends.append("cpu");
+  if (CONVFORGE_WITH_CUDA_EMULATION) backends.append("cuda-emulated");
+  d["backends"] = backends;
   d["compiler"] = CONVFORGE_COMPILER;
   d["pybind11"] = std::to_string(PYBIND11_VERSION_MAJOR) + "." +
                   std::to_string(PYBIND11_VERSION_MINOR) + "." +
@@ -371,6 +391,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_active_isa(isa_from_name(name)); }, py::arg("name"));
+
+  m.def("get_host_device", [] { return std::string(device_name(host_array_device)); });
+  m.def("set_host_device", [](const std::string& name) { host_array_device = device_from_name(name); },
+        py::arg("name"));
 
   m.def("conv2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Quad padding, Pair dilation) {

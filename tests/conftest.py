@@ -19,3 +19,11 @@ def threads():
     previous = convforge.get_num_threads()
     yield convforge.set_num_threads
     convforge.set_num_threads(previous)
+
+
+@pytest.fixture(params=convforge.info()["backends"])
+def backend(request):
+    """Runs the test once per backend that executes ops on NumPy arrays: 'cpu' and, where built,
+    'cuda-emulated'. Keep shapes small in tests that use it: emulation is slow."""
+    with convforge.host_backend(request.param):
+        yield request.param

@@ -1,5 +1,6 @@
 """convforge: hand-written C++ and CUDA kernels for conv2d, pooling and GEMM, torch-shaped."""
 
+import contextlib
 from importlib import metadata as _metadata
 
 from . import _C
@@ -26,6 +27,7 @@ __all__ = [
     "conv2d_backward",
     "gemm",
     "get_num_threads",
+    "host_backend",
     "info",
     "matmul",
     "max_pool2d",
@@ -42,6 +44,19 @@ def get_num_threads():
 def set_num_threads(n):
     """Set the number of threads the CPU kernels use, process-wide."""
     _C.set_num_threads(int(n))
+
+
+@contextlib.contextmanager
+def host_backend(name):
+    """Within this block, ops on NumPy arrays in the current thread run on backend `name`:
+    ``'cpu'`` (the default) or ``'cuda-emulated'`` (the CUDA kernels executed on the host by
+    convforge's emulator, which checks barriers and bounds; slow, for testing)."""
+    previous = _C.get_host_device()
+    _C.set_host_device(name)
+    try:
+        yield
+    finally:
+        _C.set_host_device(previous)
 
 
 def info():
