@@ -62,7 +62,7 @@ template <typename T>
 struct GemmKernel {
   GemmUkernel<T> ukernel = nullptr;
   int64_t mr = 1, nr = 1;  // register tile
-  int64_t kc = 1;          // depth of a packed block: the kc x nr B panel stays in L1
+  int64_t kc = 1;          // depth of a packed block (the k loop of one microkernel call)
   int64_t mc = 1;          // rows of the packed A block (mc x kc): sized for L2
   int64_t nc = 1;          // columns of the packed B block (kc x nc): sized for L3
   const char* name = "";
