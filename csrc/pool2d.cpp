@@ -2,6 +2,7 @@
 #include "core/check.h"
 #include "core/view.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 #include "ops.h"
 
 namespace convforge {
@@ -22,10 +23,25 @@ static void validate(const Pool2dParams& p) {
         p.out_w, ")");
 }
 
+#if CONVFORGE_WITH_CUDA
+#define CONVFORGE_POOL_CUDA_CASE(name, ...) case Device::cuda: return cuda::name(__VA_ARGS__);
+#else
+#define CONVFORGE_POOL_CUDA_CASE(name, ...)
+#endif
+#if CONVFORGE_WITH_CUDA_EMULATION
+#define CONVFORGE_POOL_EMULATED_CASE(name, ...) \
+  case Device::cuda_emulated: return cuda_emulated::name(__VA_ARGS__);
+#else
+#define CONVFORGE_POOL_EMULATED_CASE(name, ...)
+#endif
+#define CONVFORGE_POOL_CUDA_CASES(name, ...) \
+  CONVFORGE_POOL_CUDA_CASE(name, __VA_ARGS__) CONVFORGE_POOL_EMULATED_CASE(name, __VA_ARGS__)
+
 #define CONVFORGE_POOL_DISPATCH(name, ...)                                                        \
   validate(p);                                                                                     \
   switch (p.device) {                                                                              \
     case Device::cpu: return cpu::name(__VA_ARGS__);                                               \
+    CONVFORGE_POOL_CUDA_CASES(name, __VA_ARGS__)                                                   \
     default: CHECK(false, #name ": device '", device_name(p.device), "' is not available in this build"); \
   }
 
