@@ -116,9 +116,9 @@ def plot_title(doc):
             f"[{s['isa']}], NumPy {s['numpy']}, torch {s.get('torch')}, {doc['date'][:10]}")
 
 
-def record(doc, names):
+def record(doc, names, results_dir=RESULTS_DIR):
     """Splits a run by suite into bench/results/<machine kind>/<suite>.json."""
-    out_dir = RESULTS_DIR / doc["machine"]["kind"]
+    out_dir = Path(results_dir) / doc["machine"]["kind"]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for suite in names:
