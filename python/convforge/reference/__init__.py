@@ -6,5 +6,13 @@ float64 arrays.
 """
 
 from .gemm import gemm, matmul
+from .pool2d import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
-__all__ = ["gemm", "matmul"]
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "gemm",
+    "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
