@@ -129,7 +129,8 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   out.require_writable();
   out.require_disjoint(a);
   out.require_disjoint(b);
-  CHECK(out.strides[1] == 1 || n <= 1, "out: expected unit stride along columns");
+  CHECK(out.strides[1] == 1 || n <= 1 || m == 0, "out: expected unit stride along columns, got ",
+        out.strides[1]);
   if (c) {
     c->require_ndim(2);
     c->require_dtype(a.dtype);
@@ -360,6 +361,16 @@ static py::dict build_info() {
   py::list isas;
   for (Isa isa : supported_isas()) isas.append(isa_name(isa));
   d["supported_isas"] = isas;
+  py::dict tiles;  // {isa: {dtype: (MR, NR)}}: the CPU GEMM microkernel tiles
+  for (Isa isa : supported_isas()) {
+    py::dict per_dtype;
+    for (DType t : {DType::f32, DType::f64}) {
+      GemmTile tile = gemm_cpu_tile(t, isa);
+      per_dtype[dtype_name(t)] = py::make_tuple(tile.mr, tile.nr);
+    }
+    tiles[isa_name(isa)] = per_dtype;
+  }
+  d["gemm_tiles"] = tiles;
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);

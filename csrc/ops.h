@@ -30,6 +30,13 @@ struct GemmParams {
   void* stream = nullptr;  // cudaStream_t for Device::cuda
 };
 void gemm(const GemmParams& p);
+// The CPU GEMM microkernel's register tile (MR x NR) for a dtype and ISA (tests, info()).
+enum class Isa;
+struct GemmTile {
+  int64_t mr = 1, nr = 1;
+  const char* name = "";
+};
+GemmTile gemm_cpu_tile(DType dtype, Isa isa);
 
 // ---------------------------------------------------------------------------------------------
 // conv2d, NCHW, contiguous. weight is (c_out, c_in / groups, kh, kw). Padding is given as the
