@@ -362,6 +362,16 @@ static py::dict build_info() {
   py::list isas;
   for (Isa isa : supported_isas()) isas.append(isa_name(isa));
   d["supported_isas"] = isas;
+  py::dict tiles;  // {isa: {dtype: (MR, NR)}}: the CPU GEMM microkernel tiles
+  for (Isa isa : supported_isas()) {
+    py::dict per_dtype;
+    for (DType t : {DType::f32, DType::f64}) {
+      GemmTile tile = gemm_cpu_tile(t, isa);
+      per_dtype[dtype_name(t)] = py::make_tuple(tile.mr, tile.nr);
+    }
+    tiles[isa_name(isa)] = per_dtype;
+  }
+  d["gemm_tiles"] = tiles;
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);
