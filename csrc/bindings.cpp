@@ -129,7 +129,8 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   out.require_writable();
   out.require_disjoint(a);
   out.require_disjoint(b);
-  CHECK(out.strides[1] == 1 || n <= 1, "out: expected unit stride along columns");
+  CHECK(out.strides[1] == 1 || n <= 1 || m == 0, "out: expected unit stride along columns, got ",
+        out.strides[1]);
   if (c) {
     c->require_ndim(2);
     c->require_dtype(a.dtype);
