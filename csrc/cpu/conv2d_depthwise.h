@@ -9,38 +9,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/conv2d_common.h"
 #include "ops.h"
 
 namespace convforge::cpu {
 
-// The output columns [lo, hi) whose input column ow * stride - pad + tap * dilation lies in [0, in).
-struct TapRange {
-  int64_t lo, hi;
-};
-inline TapRange tap_range(int64_t tap, int64_t in, int64_t out, int64_t stride, int64_t pad,
-                          int64_t dilation) {
-  const int64_t shift = tap * dilation - pad;  // input column of output column 0
-  int64_t lo = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
-  int64_t hi = in - 1 - shift < 0 ? 0 : (in - 1 - shift) / stride + 1;
-  lo = std::min(lo, out);
-  hi = std::max(lo, std::min(hi, out));
-  return {lo, hi};
-}
-
 namespace depthwise {
-
-// The output-column range and input offset of every kernel column j, computed once per call
-// (the divisions stay out of the row loops).
-struct TapTable {
-  static constexpr int kMax = 64;  // the dispatcher sends wider kernels to the GEMM path
-  int64_t lo[kMax], len[kMax], src[kMax];  // src: input column of output column lo
-  explicit TapTable(const Conv2dParams& p) {
-    for (int64_t j = 0; j < p.kw && j < kMax; ++j) {
-      const TapRange r = tap_range(j, p.w, p.out_w, p.stride_w, p.pad_w, p.dilation_w);
-      lo[j] = r.lo, len[j] = r.hi - r.lo, src[j] = r.lo * p.stride_w - p.pad_w + j * p.dilation_w;
-    }
-  }
-};
 
 // y[lo:hi] += w * x[(lo:hi) * S], S the width stride (1 at compile time for the common case).
 template <typename T, int S>
@@ -83,7 +57,7 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, in
         if (ih < 0 || ih >= p.h) continue;
         const T* xr = xp + ih * p.w;
         for (int64_t j = 0; j < p.kw; ++j) {
-          axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.len[j], p.stride_w);
+          axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.hi[j] - t.lo[j], p.stride_w);
         }
       }
     }
@@ -111,7 +85,7 @@ void backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx, int64
           if (ih < 0 || ih >= p.h) continue;
           T* xr = xp + ih * p.w;
           for (int64_t j = 0; j < p.kw; ++j) {
-            axpy_row_scatter<T, S>(xr + t.src[j], yr + t.lo[j], wp[i * p.kw + j], t.len[j],
+            axpy_row_scatter<T, S>(xr + t.src[j], yr + t.lo[j], wp[i * p.kw + j], t.hi[j] - t.lo[j],
                                    p.stride_w);
           }
         }
@@ -141,7 +115,7 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, int6
           if (ih < 0 || ih >= p.h) continue;
           const T* xr = xp + ih * p.w;
           for (int64_t j = 0; j < p.kw; ++j) {
-            acc[i * p.kw + j] += dot_row<T, S>(yr + t.lo[j], xr + t.src[j], t.len[j], p.stride_w);
+            acc[i * p.kw + j] += dot_row<T, S>(yr + t.lo[j], xr + t.src[j], t.hi[j] - t.lo[j], p.stride_w);
           }
         }
       }
