@@ -93,10 +93,14 @@ static void require_output(const View& out, const View& like, const std::vector<
 static std::pair<int64_t, bool> gemm_layout(const View& v) {
   const int64_t rows = v.shape[0], cols = v.shape[1];
   if (rows == 0 || cols == 0) return {std::max<int64_t>(cols, 1), false};  // nothing is read
-  if (v.strides[1] == 1 || cols == 1) return {std::max<int64_t>({v.strides[0], cols, 1}), false};
-  if (v.strides[0] == 1 || rows == 1) return {std::max<int64_t>({v.strides[1], rows, 1}), true};
-  CHECK(false, v.name, ": expected unit stride along one axis, got strides (", v.strides[0], ", ",
-        v.strides[1], ") in elements");
+  // The leading dimension must step over a whole row (column): negative, zero or overlapping
+  // strides would make the kernel read outside the array.
+  if ((v.strides[1] == 1 || cols == 1) && (rows == 1 || v.strides[0] >= cols))
+    return {std::max<int64_t>({v.strides[0], cols, 1}), false};
+  if ((v.strides[0] == 1 || rows == 1) && (cols == 1 || v.strides[1] >= rows))
+    return {std::max<int64_t>({v.strides[1], rows, 1}), true};
+  CHECK(false, v.name, ": expected unit stride along one axis and a leading stride at least the "
+        "other axis's size, got strides (", v.strides[0], ", ", v.strides[1], ") in elements");
   return {0, false};
 }
 
@@ -129,7 +133,9 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   out.require_writable();
   out.require_disjoint(a);
   out.require_disjoint(b);
-  CHECK(out.strides[1] == 1 || n <= 1, "out: expected unit stride along columns");
+  CHECK(m == 0 || n == 0 || ((out.strides[1] == 1 || n == 1) && (m == 1 || out.strides[0] >= n)),
+        "out: expected unit stride along columns and a row stride of at least ", n,
+        ", got strides (", out.strides[0], ", ", out.strides[1], ") in elements");
   if (c) {
     c->require_ndim(2);
     c->require_dtype(a.dtype);

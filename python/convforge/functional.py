@@ -12,6 +12,21 @@ from ._arrays import as_input, empty
 # GEMM
 
 
+def _strideable(x):
+    """x itself when the kernels can stride over it (unit stride along one axis, the other
+    stride stepping over whole rows/columns), else a C-contiguous copy (negative, zero or
+    overlapping strides, or no unit stride)."""
+    rows, cols = x.shape
+    s0, s1 = (s // x.itemsize if s % x.itemsize == 0 else 0 for s in x.strides)
+    if x.size == 0:
+        return x
+    if (s1 == 1 or cols == 1) and (rows == 1 or s0 >= cols):
+        return x
+    if (s0 == 1 or rows == 1) and (cols == 1 or s1 >= rows):
+        return x
+    return np.ascontiguousarray(x)
+
+
 def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out=None):
     """``alpha * op(a) @ op(b) + beta * c`` for 2-D float32/float64 arrays.
 
@@ -24,6 +39,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
             raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
         if x.ndim != 2:
             raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
+    a, b = _strideable(a), _strideable(b)
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     if out is None:
