@@ -5,6 +5,7 @@ Every function takes the same arguments as its counterpart in :mod:`convforge` a
 float64 arrays.
 """
 
+from .conv2d import conv2d, conv2d_backward
 from .gemm import gemm, matmul
 
-__all__ = ["gemm", "matmul"]
+__all__ = ["conv2d", "conv2d_backward", "gemm", "matmul"]
