@@ -284,6 +284,19 @@ static void require_indices(const View& indices, const Pool2dParams& p) {
   indices.require_contiguous();
 }
 
+// Forged or stale indices would make the backward write outside grad_input: every index must
+// name a pixel of its plane.
+static void require_indices_in_range(const View& indices, const Pool2dParams& p) {
+  const auto* idx = static_cast<const int64_t*>(indices.data);
+  const int64_t plane = p.h * p.w, count = indices.numel();
+  bool bad = false;
+  for (int64_t i = 0; i < count; ++i) bad |= static_cast<uint64_t>(idx[i]) >= static_cast<uint64_t>(plane);
+  if (!bad) return;
+  for (int64_t i = 0; i < count; ++i)
+    CHECK(idx[i] >= 0 && idx[i] < plane, "indices: expected offsets in [0, ", plane,
+          ") within each ", p.h, " x ", p.w, " plane, got ", idx[i], " at flat position ", i);
+}
+
 static void py_max_pool2d_forward(const py::handle& input_obj, const py::handle& output_obj,
                                   const py::handle& indices_obj, Pair kernel, Pair stride,
                                   Pair padding, Pair dilation, bool ceil_mode) {
@@ -315,6 +328,7 @@ static void py_max_pool2d_backward(const py::handle& grad_output_obj, const py::
   grad_output.require_contiguous();
   require_indices(indices, p);
   require_output(grad_input, grad_input, grad_input.shape, {&grad_output, &indices});
+  require_indices_in_range(indices, p);
   py::gil_scoped_release release;
   max_pool2d_backward(p, grad_output.data, static_cast<const int64_t*>(indices.data), grad_input.data);
 }

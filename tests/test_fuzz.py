@@ -145,3 +145,302 @@ def test_gemm(case):
     assert_close(got, expected, magnitude, depth=k + 2, what="gemm")
     np.testing.assert_array_equal(a, a_before)  # inputs are never written
     np.testing.assert_array_equal(b, b_before)
+
+
+# ----------------------------------------------------------------------------------------------
+# conv2d
+
+
+@st.composite
+def conv_cases(draw):
+    backend = draw(st.sampled_from(BACKENDS))
+    tiny = backend != "cpu"
+    groups = draw(st.integers(1, 2 if tiny else 4))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.one_of(
+        st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+        st.sampled_from(["same", "valid"])))
+    stride = (1, 1) if padding == "same" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if isinstance(padding, int):
+        pad_h = pad_w = padding
+    elif isinstance(padding, tuple):
+        pad_h, pad_w = padding
+    else:
+        pad_h = pad_w = 0  # 'same' needs no extra size; 'valid' needs the whole kernel
+    # The smallest input the (dilated) kernel fits in, plus some.
+    grow = st.integers(0, 4 if tiny else 12)
+    h = max(1, dilation[0] * (kh - 1) + 1 - 2 * pad_h) + draw(grow)
+    w = max(1, dilation[1] * (kw - 1) + 1 - 2 * pad_w) + draw(grow)
+    if padding == "same":
+        h, w = draw(st.integers(1, 8 if tiny else 16)), draw(st.integers(1, 8 if tiny else 16))
+    return dict(
+        n=draw(st.integers(1, 2 if tiny else 3)),
+        c_in=groups * draw(st.integers(1, 3 if tiny else 5)),
+        c_out=groups * draw(st.integers(1, 3 if tiny else 5)),
+        h=h, w=w, kh=kh, kw=kw, groups=groups, dilation=dilation, padding=padding,
+        stride=stride, bias=draw(st.booleans()), unbatched=draw(st.booleans()),
+        dtype=draw(st.sampled_from(DTYPES)), layout=draw(LAYOUTS),
+        mask=draw(st.tuples(st.booleans(), st.booleans(), st.booleans())),
+        isa=draw(st.sampled_from(ISAS)), backend=backend, seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def conv_arrays(case):
+    rng = np.random.default_rng(case["seed"])
+    dtype = case["dtype"]
+    x = values(rng, (case["n"], case["c_in"], case["h"], case["w"]), dtype)
+    if case["unbatched"]:
+        x = x[0]
+    weight = values(rng, (case["c_out"], case["c_in"] // case["groups"], case["kh"], case["kw"]), dtype)
+    bias = values(rng, (case["c_out"],), dtype) if case["bias"] else None
+    kwargs = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                  groups=case["groups"])
+    return rng, view_of(x, case["layout"], rng), view_of(weight, case["layout"], rng), bias, kwargs
+
+
+@given(conv_cases())
+@scaled(1.0)
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
+def test_conv2d_forward(case):
+    _, x, weight, bias, kwargs = conv_arrays(case)
+    expected = reference.conv2d(x, weight, bias, **kwargs)
+    magnitude = reference.conv2d(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias),
+                                 **kwargs)
+    with running_on(case["isa"], case["backend"]):
+        got = convforge.conv2d(x, weight, bias, **kwargs)
+    assert got.dtype == case["dtype"]
+    depth = weight.shape[1] * weight.shape[2] * weight.shape[3] + 1
+    assert_close(got, expected, magnitude, depth, what="conv2d")
+
+
+@given(conv_cases())
+@scaled(1.0)
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
+def test_conv2d_backward(case):
+    rng, x, weight, _, kwargs = conv_arrays(case)
+    y_shape = reference.conv2d(x, weight, None, **kwargs).shape
+    dy = view_of(values(rng, y_shape, case["dtype"]), case["layout"], rng)
+    mask = case["mask"]
+    expected = reference.conv2d_backward(dy, x, weight, output_mask=mask, **kwargs)
+    magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(weight), output_mask=mask,
+                                          **kwargs)
+    with running_on(case["isa"], case["backend"]):
+        got = convforge.conv2d_backward(dy, x, weight, output_mask=mask, **kwargs)
+    batched = dy.reshape((-1,) + dy.shape[-3:])
+    per_output = batched.shape[0] * batched.shape[2] * batched.shape[3]
+    depths = (weight.shape[0] // case["groups"] * weight.shape[2] * weight.shape[3], per_output,
+              per_output)
+    for name, want, g, e, m, d in zip(("grad_input", "grad_weight", "grad_bias"), mask, got,
+                                      expected, magnitude, depths):
+        if not want:
+            assert g is None, name
+            continue
+        assert g.dtype == case["dtype"], name
+        assert_close(g, e, m, d, what=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Invalid arguments: a valid call with one or two arguments replaced by something wrong must
+# raise ValueError or TypeError (never crash, never another exception, never return).
+
+BAD_PAIRS = [0, -1, -(2**40), (0, 1), (1, -2), (1, 2, 3), (), 1.5, (1.0, 1), "2", None, True,
+             [1, None], 2**64, -(2**63) - 1]
+BAD_COUNTS = [0, -1, -7, 1.5, "1", None, True, 2**64]
+BAD_DTYPES = [np.int32, np.float16, np.complex64, np.bool_, np.uint8, object]
+NOT_ARRAYS = [None, 3.0, "array", [[1.0, 2.0]], {"a": 1}]
+
+
+def mutated(draw, valid, mutations):
+    """`valid` kwargs with 1 or 2 entries replaced by a draw from their mutation strategies."""
+    kwargs = dict(valid)
+    names = draw(st.lists(st.sampled_from(sorted(mutations)), min_size=1, max_size=2, unique=True))
+    for name in names:
+        kwargs[name] = draw(mutations[name](kwargs))
+    mutated.names = names
+    return kwargs
+
+
+def bad_array(shape, dtype, optional=False, alone=False):
+    """Strategy: an array argument that is wrong in dtype, rank or type (None is fine when the
+    argument is optional; the other float dtype is fine when it is the op's only float array)."""
+    other_float = np.float64 if dtype == np.float32 else np.float32
+    return st.one_of(
+        st.sampled_from(BAD_DTYPES).map(lambda t: np.zeros(shape, t)),
+        st.sampled_from([x for x in NOT_ARRAYS if not (optional and x is None)]),
+        # 4-D ops also take an unbatched 3-D input
+        st.integers(0, 6).filter(lambda r: r != len(shape) and not (len(shape) == 4 and r == 3))
+        .map(lambda r: np.zeros((2,) * r, dtype)),
+        st.nothing() if alone else st.just(np.zeros(shape, other_float)),
+    )
+
+
+def reshaped(shape, dtype):
+    """Strategy: an array of the right rank and dtype but a wrong shape."""
+    return st.lists(st.integers(0, 9), min_size=len(shape), max_size=len(shape)).filter(
+        lambda s: tuple(s) != tuple(shape)).map(lambda s: np.zeros(s, dtype))
+
+
+def expect_rejected(fn, kwargs):
+    try:
+        with np.errstate(all="ignore"):
+            fn(**kwargs)
+    except (ValueError, TypeError):
+        return
+    raise AssertionError(f"accepted invalid arguments: { {k: type(v).__name__ for k, v in kwargs.items()} }")
+
+
+@st.composite
+def bad_conv_calls(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    xs, ws = (2, 4, 6, 7), (6, 2, 3, 3)
+    valid = dict(input=np.zeros(xs, dtype), weight=np.zeros(ws, dtype), bias=np.zeros(6, dtype),
+                 stride=1, padding=1, dilation=1, groups=2)
+    mutations = {
+        "input": lambda k: st.one_of(bad_array(xs, dtype), reshaped(xs, dtype).filter(
+            lambda a: a.shape[1] != 4 or a.shape[2] + 2 < 3 or a.shape[3] + 2 < 3)),
+        "weight": lambda k: st.one_of(bad_array(ws, dtype), st.just(np.zeros((6, 4, 3, 3), dtype)),
+                                      st.just(np.zeros((5, 2, 3, 3), dtype)),
+                                      st.just(np.zeros((6, 2, 9, 3), dtype))),
+        "bias": lambda k: st.one_of(bad_array((6,), dtype, optional=True), reshaped((6,), dtype)),
+        "stride": lambda k: st.sampled_from(BAD_PAIRS),
+        "padding": lambda k: st.sampled_from([-1, (0, -1), "full", "SAME", 1.0, (1, 2, 3), None]),
+        "dilation": lambda k: st.sampled_from(BAD_PAIRS),
+        "groups": lambda k: st.sampled_from(BAD_COUNTS + [3, 4, 5]),
+    }
+    kwargs = mutated(draw, valid, mutations)
+    names = mutated.names
+    if draw(st.booleans()) and kwargs["stride"] == 1:  # 'same' with a stride is rejected too
+        kwargs["padding"], kwargs["stride"] = "same", 2
+        names = names + ["padding"]
+    return kwargs, names
+
+
+@given(bad_conv_calls())
+@scaled(0.75)
+def test_conv2d_rejects(call):
+    kwargs, names = call
+    expect_rejected(convforge.conv2d, kwargs)
+    if names != ["bias"]:  # the same wrong arguments, without the bias
+        grad = dict(kwargs, grad_output=np.zeros((2, 6, 6, 7), np.float32))
+        grad.pop("bias")
+        expect_rejected(convforge.conv2d_backward, grad)
+
+
+@st.composite
+def bad_conv_backward_calls(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    valid = dict(grad_output=np.zeros((2, 6, 6, 7), dtype), input=np.zeros((2, 4, 6, 7), dtype),
+                 weight=np.zeros((6, 2, 3, 3), dtype), stride=1, padding=1, dilation=1, groups=2)
+    return mutated(draw, valid, {
+        "grad_output": lambda k: st.one_of(bad_array((2, 6, 6, 7), dtype),
+                                           reshaped((2, 6, 6, 7), dtype)),
+    })
+
+
+@given(bad_conv_backward_calls(), st.tuples(st.booleans(), st.booleans(), st.booleans()))
+@scaled(0.25)
+def test_conv2d_backward_rejects(kwargs, mask):
+    assume(any(mask))
+    expect_rejected(convforge.conv2d_backward, dict(kwargs, output_mask=mask))
+
+
+@st.composite
+def bad_pool_calls(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    xs = (2, 3, 7, 8)
+    op = draw(st.sampled_from(["max", "avg"]))
+    valid = dict(input=np.zeros(xs, dtype), kernel_size=3, stride=2, padding=1)
+    if op == "max":
+        valid.update(dilation=1, ceil_mode=draw(st.booleans()), return_indices=draw(st.booleans()))
+    else:
+        valid.update(ceil_mode=draw(st.booleans()), count_include_pad=draw(st.booleans()),
+                     divisor_override=None)
+    mutations = {
+        "input": lambda k: st.one_of(bad_array(xs, dtype, alone=True),
+                                     st.just(np.zeros((2, 3, 0, 8), dtype)),
+                                     st.just(np.zeros((2, 3, 8, 0), dtype))),
+        "kernel_size": lambda k: st.sampled_from(BAD_PAIRS + [(12, 3), 20]),
+        "stride": lambda k: st.sampled_from([b for b in BAD_PAIRS if b not in ((), None)]),
+        "padding": lambda k: st.sampled_from([-1, 2, (1, 2), (0, -1), 2**40, 1.0, "same", None]),
+    }
+    if op == "max":
+        mutations["dilation"] = lambda k: st.sampled_from(BAD_PAIRS + [(9, 1)])
+    else:
+        mutations["divisor_override"] = lambda k: st.sampled_from([0, -1, 1.5, "2", True, 2**64])
+    fn = convforge.max_pool2d if op == "max" else convforge.avg_pool2d
+    return fn, mutated(draw, valid, mutations)
+
+
+@given(bad_pool_calls())
+@scaled(0.75)
+def test_pool2d_rejects(call):
+    fn, kwargs = call
+    expect_rejected(fn, kwargs)
+
+
+@st.composite
+def bad_pool_backward_calls(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    x = np.zeros((2, 3, 7, 8), dtype)
+    ys = (2, 3, 3, 4)
+    op = draw(st.sampled_from(["max", "avg"]))
+    valid = dict(grad_output=np.zeros(ys, dtype), input=x, kernel_size=3, stride=2, padding=1)
+    mutations = {"grad_output": lambda k: st.one_of(bad_array(ys, dtype), reshaped(ys, dtype))}
+    if op == "max":
+        valid["indices"] = np.zeros(ys, np.int64)
+        mutations["indices"] = lambda k: st.one_of(
+            st.sampled_from([np.int32, np.float64, np.uint64]).map(lambda t: np.zeros(ys, t)),
+            reshaped(ys, np.int64),
+            # offsets outside the 7 x 8 plane: the backward would write out of bounds
+            st.tuples(st.sampled_from([-1, 56, 57, 2**40, -(2**63)]),
+                      st.integers(0, int(np.prod(ys)) - 1)).map(
+                lambda v: np.put(idx := np.zeros(ys, np.int64), v[1], v[0]) or idx))
+        fn = convforge.max_pool2d_backward
+    else:
+        valid.update(count_include_pad=True, divisor_override=None)
+        mutations["divisor_override"] = lambda k: st.sampled_from([0, -1, 1.5, True])
+        fn = convforge.avg_pool2d_backward
+    return fn, mutated(draw, valid, mutations)
+
+
+@given(bad_pool_backward_calls())
+@example((convforge.max_pool2d_backward, dict(  # wrote far outside grad_input (segfault)
+    grad_output=np.ones((1, 1, 2, 2), np.float32), input=np.zeros((1, 1, 4, 4), np.float32),
+    indices=np.full((1, 1, 2, 2), 10**9, np.int64), kernel_size=2)))
+@scaled(0.5)
+def test_pool2d_backward_rejects(call):
+    fn, kwargs = call
+    expect_rejected(fn, kwargs)
+
+
+@st.composite
+def bad_gemm_calls(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    a, b, c = np.zeros((5, 4), dtype), np.zeros((4, 3), dtype), np.zeros((5, 3), dtype)
+    valid = dict(a=a, b=b, c=c, alpha=1.0, beta=1.0, out=None)
+    mutations = {
+        "a": lambda k: st.one_of(bad_array((5, 4), dtype), st.just(np.zeros((5, 5), dtype))),
+        "b": lambda k: st.one_of(bad_array((4, 3), dtype), st.just(np.zeros((3, 3), dtype))),
+        "c": lambda k: st.one_of(bad_array((5, 3), dtype, optional=True), reshaped((5, 3), dtype)),
+        "alpha": lambda k: st.sampled_from([None, "x", [1.0], 1j]),
+        "out": lambda k: st.one_of(
+            bad_array((5, 3), dtype, optional=True), reshaped((5, 3), dtype),
+            st.just(np.zeros((5, 3), dtype)).map(lambda o: o.setflags(write=False) or o),
+            st.just(np.zeros((3, 5), dtype).T),  # no unit stride along columns
+            st.just(np.zeros((5, 6), dtype)[:, ::2]),
+            st.just(np.zeros((5, 3), dtype)[::-1]),  # writes would go backwards out of bounds
+            st.just(np.lib.stride_tricks.as_strided(np.zeros(8, dtype), (5, 3), (dtype().itemsize,) * 2)),
+            st.just("a")),  # the output aliases an input
+    }
+    kwargs = mutated(draw, valid, mutations)
+    if isinstance(kwargs["out"], str):
+        kwargs["out"] = kwargs["a"] if draw(st.booleans()) else kwargs["b"]
+        assume(isinstance(kwargs["out"], np.ndarray))
+    return kwargs
+
+
+@given(bad_gemm_calls())
+@scaled(0.5)
+def test_gemm_rejects(kwargs):
+    expect_rejected(convforge.gemm, kwargs)
