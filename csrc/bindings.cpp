@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/isa.h"
 #include "core/parallel.h"
+#include "core/probe.h"
 #include "core/view.h"
 #include "ops.h"
 
@@ -160,6 +161,15 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   gemm(p);
 }
 
+// Kernel sizes, strides, paddings and dilations are at most 2^31 - 1, so that the size and index
+// arithmetic (in + 2 * pad - dilation * (kernel - 1), ...) cannot overflow int64.
+constexpr int64_t kMaxWindowParam = (int64_t{1} << 31) - 1;
+template <size_t N>
+static void require_window_param(const char* name, const std::array<int64_t, N>& values) {
+  for (int64_t v : values)
+    CHECK(v <= kMaxWindowParam, name, ": expected values at most ", kMaxWindowParam, ", got ", v);
+}
+
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
@@ -173,6 +183,10 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
   weight.require_same_device(input);
   weight.require_contiguous();
   CHECK(groups > 0, "groups: expected a positive integer, got ", groups);
+  require_window_param("weight", Pair{weight.shape[2], weight.shape[3]});
+  require_window_param("stride", stride);
+  require_window_param("padding", padding);
+  require_window_param("dilation", dilation);
   Conv2dParams p;
   p.dtype = input.dtype;
   p.device = input.device;
@@ -258,6 +272,9 @@ static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pai
         stride[1], ")");
   CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation: expected positive values, got (",
         dilation[0], ", ", dilation[1], ")");
+  require_window_param("kernel_size", kernel);
+  require_window_param("stride", stride);
+  require_window_param("dilation", dilation);
   CHECK(padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] &&
             2 * padding[1] <= kernel[1],
         "padding: expected non-negative values at most half the kernel size (", kernel[0] / 2,
@@ -282,19 +299,6 @@ static void require_indices(const View& indices, const Pool2dParams& p) {
   indices.require_dtype(DType::i64);
   indices.require_shape({p.n, p.c, p.out_h, p.out_w});
   indices.require_contiguous();
-}
-
-// Forged or stale indices would make the backward write outside grad_input: every index must
-// name a pixel of its plane.
-static void require_indices_in_range(const View& indices, const Pool2dParams& p) {
-  const auto* idx = static_cast<const int64_t*>(indices.data);
-  const int64_t plane = p.h * p.w, count = indices.numel();
-  bool bad = false;
-  for (int64_t i = 0; i < count; ++i) bad |= static_cast<uint64_t>(idx[i]) >= static_cast<uint64_t>(plane);
-  if (!bad) return;
-  for (int64_t i = 0; i < count; ++i)
-    CHECK(idx[i] >= 0 && idx[i] < plane, "indices: expected offsets in [0, ", plane,
-          ") within each ", p.h, " x ", p.w, " plane, got ", idx[i], " at flat position ", i);
 }
 
 static void py_max_pool2d_forward(const py::handle& input_obj, const py::handle& output_obj,
@@ -328,7 +332,6 @@ static void py_max_pool2d_backward(const py::handle& grad_output_obj, const py::
   grad_output.require_contiguous();
   require_indices(indices, p);
   require_output(grad_input, grad_input, grad_input.shape, {&grad_output, &indices});
-  require_indices_in_range(indices, p);
   py::gil_scoped_release release;
   max_pool2d_backward(p, grad_output.data, static_cast<const int64_t*>(indices.data), grad_input.data);
 }
@@ -380,6 +383,16 @@ static py::dict build_info() {
   py::list isas;
   for (Isa isa : supported_isas()) isas.append(isa_name(isa));
   d["supported_isas"] = isas;
+  py::dict tiles;  // {isa: {dtype: (MR, NR)}}: the CPU GEMM microkernel tiles
+  for (Isa isa : supported_isas()) {
+    py::dict per_dtype;
+    for (DType t : {DType::f32, DType::f64}) {
+      GemmTile tile = gemm_cpu_tile(t, isa);
+      per_dtype[dtype_name(t)] = py::make_tuple(tile.mr, tile.nr);
+    }
+    tiles[isa_name(isa)] = per_dtype;
+  }
+  d["gemm_tiles"] = tiles;
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);
@@ -418,14 +431,38 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("conv2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Quad padding, Pair dilation) {
+          require_window_param("weight", kernel);
+          require_window_param("stride", stride);
+          require_window_param("padding", padding);
+          require_window_param("dilation", dilation);
           return Pair{conv_out_size(h, kernel[0], stride[0], padding[0], padding[1], dilation[0]),
                       conv_out_size(w, kernel[1], stride[1], padding[2], padding[3], dilation[1])};
         });
   m.def("pool2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+          require_window_param("kernel_size", kernel);
+          require_window_param("stride", stride);
+          require_window_param("padding", padding);
+          require_window_param("dilation", dilation);
           return Pair{pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
                       pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)};
         });
+
+  // Machine probes for the benchmark harness (private).
+  m.def("_probe_fma_gflops",
+        [](const std::string& isa, int threads, double min_seconds) {
+          const Isa chosen = isa_from_name(isa);
+          py::gil_scoped_release release;
+          return measure_fma_gflops(chosen, threads, min_seconds);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("min_seconds") = 0.2);
+  m.def("_probe_memory_gbps",
+        [](const std::string& kind, int64_t bytes_per_array, int threads, int repeats) {
+          CHECK(kind == "copy" || kind == "triad", "kind: expected 'copy' or 'triad', got '", kind, "'");
+          py::gil_scoped_release release;
+          return measure_memory_gbps(kind == "triad", bytes_per_array, threads, repeats);
+        },
+        py::arg("kind"), py::arg("bytes_per_array"), py::arg("threads"), py::arg("repeats") = 5);
 
   m.def("gemm", &py_gemm);
   m.def("conv2d_forward", &py_conv2d_forward);

@@ -62,6 +62,17 @@ def view_of(array, layout, rng):
     return array
 
 
+def assert_close_inf(actual, expected, magnitude, depth, what):
+    """assert_close, where infinities must match exactly (same place, same sign)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    inf = np.isinf(expected)
+    np.testing.assert_array_equal(np.isinf(actual), inf, err_msg=f"{what}: infinities differ")
+    np.testing.assert_array_equal(actual[inf], expected[inf], err_msg=f"{what}: infinities differ")
+    finite = lambda a: np.where(inf | np.isinf(magnitude), 0, a)  # noqa: E731
+    assert_close(finite(actual).astype(actual.dtype), finite(expected), finite(magnitude), depth,
+                 what=what)
+
+
 LAYOUTS = st.sampled_from(["contiguous", "strided", "reversed", "fortran"])
 
 
@@ -87,6 +98,15 @@ def gemm_operand(rng, rows, cols, dtype, layout):
     if layout == "broadcast_rows" and rows > 0:  # zero row stride
         return np.broadcast_to(x[:1], (rows, cols))
     return x
+
+
+def strideable(x):
+    """Whether gemm can stride over x in place: unit stride along one axis, and the other stride
+    stepping over whole rows (columns). Negative, zero and overlapping strides are rejected."""
+    rows, cols = x.shape
+    s0, s1 = (s // x.itemsize for s in x.strides)
+    return (x.size == 0 or ((s1 == 1 or cols == 1) and (rows == 1 or s0 >= cols))
+            or ((s0 == 1 or rows == 1) and (cols == 1 or s1 >= rows)))
 
 
 GEMM_LAYOUTS = st.sampled_from(
@@ -118,8 +138,9 @@ def gemm_case(m, n, k, dtype=np.float32, trans_a=False, trans_b=False, alpha=1.0
 
 
 @given(gemm_cases())
-@example(gemm_case(4, 3, 3, layout_a="reversed_rows"))  # read past the array (negative stride)
-@example(gemm_case(4, 3, 3, layout_a="broadcast_rows"))  # read past the array (zero stride)
+@example(gemm_case(4, 3, 3, layout_a="reversed_rows"))  # read outside a (negative stride)
+@example(gemm_case(4, 3, 3, layout_a="broadcast_rows"))  # read outside a (zero stride)
+@example(gemm_case(0, 2, 0))  # an empty out was rejected for its zero strides
 @example(gemm_case(3, 4, 3, trans_b=True, layout_b="broadcast_rows"))
 @scaled(1.0)
 def test_gemm(case):
@@ -138,6 +159,10 @@ def test_gemm(case):
                                trans_a=case["trans_a"], trans_b=case["trans_b"])
     a_before, b_before = a.copy(), b.copy()
     out = c if (c is not None and case["into_c"]) else None
+    if not (strideable(a) and strideable(b)):  # the caller copies such views (documented)
+        with pytest.raises(ValueError, match="expected unit stride along one axis"):
+            convforge.gemm(a, b, c, out=out, **kwargs)
+        return
     with running_on(case["isa"], case["backend"]):
         got = convforge.gemm(a, b, c, out=out, **kwargs)
     assert got.dtype == dtype and got.shape == (m, n)
@@ -444,3 +469,89 @@ def bad_gemm_calls(draw):
 @scaled(0.5)
 def test_gemm_rejects(kwargs):
     expect_rejected(convforge.gemm, kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooling
+
+
+@st.composite
+def pool_cases(draw, op):
+    backend = draw(st.sampled_from(BACKENDS))
+    tiny = backend != "cpu"
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if op == "max" else (1, 1)
+    padding = (draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))))
+    grow = st.integers(0, 5 if tiny else 14)
+    h = max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]) + draw(grow)
+    w = max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]) + draw(grow)
+    kwargs = dict(kernel_size=(kh, kw), stride=stride, padding=padding,
+                  ceil_mode=draw(st.booleans()))
+    if op == "max":
+        kwargs["dilation"] = dilation
+    else:
+        kwargs["count_include_pad"] = draw(st.booleans())
+        kwargs["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 30)))
+    return dict(
+        shape=(draw(st.integers(1, 2 if tiny else 3)), draw(st.integers(1, 3 if tiny else 6)), h, w),
+        kwargs=kwargs, unbatched=draw(st.booleans()), dtype=draw(st.sampled_from(DTYPES)),
+        kind=draw(st.sampled_from(["uniform", "ties", "specials"])), layout=draw(LAYOUTS),
+        isa=draw(st.sampled_from(ISAS)), backend=backend, seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def pool_input(case):
+    rng = np.random.default_rng(case["seed"])
+    kind = case["kind"]
+    x = values(rng, case["shape"], case["dtype"], "ties" if kind == "ties" else "uniform")
+    if kind == "specials":  # NaN and infinities propagate as in torch
+        specials = np.array([np.nan, np.inf, -np.inf], case["dtype"])
+        where = rng.random(x.shape) < 0.1
+        x[where] = rng.choice(specials, size=int(where.sum()))
+    if case["unbatched"]:
+        x = x[0]
+    return rng, view_of(x, case["layout"], rng)
+
+
+@given(pool_cases("max"))
+@scaled(1.0)
+def test_max_pool2d(case):
+    rng, x = pool_input(case)
+    kwargs = case["kwargs"]
+    expected, expected_idx = reference.max_pool2d(x, return_indices=True, **kwargs)
+    with running_on(case["isa"], case["backend"]):
+        got, idx = convforge.max_pool2d(x, return_indices=True, **kwargs)
+        got_only = convforge.max_pool2d(x, **kwargs)
+    assert got.dtype == case["dtype"] and idx.dtype == np.int64
+    np.testing.assert_array_equal(got, expected.astype(case["dtype"]))  # max is exact
+    np.testing.assert_array_equal(got_only, got)
+    np.testing.assert_array_equal(idx, expected_idx)  # first maximum / NaN wins, as torch
+    grad_output = view_of(values(rng, got.shape, case["dtype"]), case["layout"], rng)
+    expected_grad = reference.max_pool2d_backward(grad_output, x, idx, **kwargs)
+    magnitude = reference.max_pool2d_backward(np.abs(grad_output), x, idx, **kwargs)
+    with running_on(case["isa"], case["backend"]):
+        grad = convforge.max_pool2d_backward(grad_output, x, idx, **kwargs)
+    k = kwargs["kernel_size"]
+    assert_close(grad, expected_grad, magnitude, k[0] * k[1], what="max_pool2d grad_input")
+
+
+@given(pool_cases("avg"))
+@scaled(1.0)
+def test_avg_pool2d(case):
+    rng, x = pool_input(case)
+    kwargs = case["kwargs"]
+    k = kwargs["kernel_size"]
+    with np.errstate(invalid="ignore"):  # inf - inf in the references' sums
+        expected = reference.avg_pool2d(x, **kwargs)
+        magnitude = reference.avg_pool2d(np.abs(x), **kwargs)
+    with running_on(case["isa"], case["backend"]):
+        got = convforge.avg_pool2d(x, **kwargs)
+    assert got.dtype == case["dtype"]
+    assert_close_inf(got, expected, magnitude, k[0] * k[1] + 1, what="avg_pool2d")
+    grad_output = view_of(values(rng, got.shape, case["dtype"]), case["layout"], rng)
+    expected_grad = reference.avg_pool2d_backward(grad_output, x, **kwargs)
+    magnitude = reference.avg_pool2d_backward(np.abs(grad_output), x, **kwargs)
+    with running_on(case["isa"], case["backend"]):
+        grad = convforge.avg_pool2d_backward(grad_output, x, **kwargs)
+    assert_close(grad, expected_grad, magnitude, k[0] * k[1] + 1, what="avg_pool2d grad_input")

@@ -12,21 +12,6 @@ from ._arrays import as_input, empty
 # GEMM
 
 
-def _strideable(x):
-    """x itself when the kernels can stride over it (unit stride along one axis, the other
-    stride stepping over whole rows/columns), else a C-contiguous copy (negative, zero or
-    overlapping strides, or no unit stride)."""
-    rows, cols = x.shape
-    s0, s1 = (s // x.itemsize if s % x.itemsize == 0 else 0 for s in x.strides)
-    if x.size == 0:
-        return x
-    if (s1 == 1 or cols == 1) and (rows == 1 or s0 >= cols):
-        return x
-    if (s0 == 1 or rows == 1) and (cols == 1 or s1 >= rows):
-        return x
-    return np.ascontiguousarray(x)
-
-
 def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out=None):
     """``alpha * op(a) @ op(b) + beta * c`` for 2-D float32/float64 arrays.
 
@@ -39,7 +24,6 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
             raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
         if x.ndim != 2:
             raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
-    a, b = _strideable(a), _strideable(b)
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     if out is None:
@@ -169,8 +153,10 @@ def _pool_output(x, kernel, stride, padding, dilation, ceil_mode):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates, the first maximum
-    wins ties, and indices are int64 offsets ``h * W + w`` within each plane."""
+    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates (the last NaN of a
+    window gives the index), the first maximum wins ties, and indices are int64 offsets
+    ``h * W + w`` within each plane. ``padding`` may be at most half of ``kernel_size`` (torch's
+    rule for ``max_pool2d_with_indices``, which autograd uses)."""
     x, unbatched = _batched(input, "input")
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
@@ -186,11 +172,23 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
                         dilation=1, ceil_mode=False):
-    """Gradient of :func:`max_pool2d` with respect to its input, given the indices it returned
-    (as ``torch.ops.aten.max_pool2d_with_indices_backward``). ``input`` supplies the shape."""
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    ``max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
+    dilation=1, ceil_mode=False) -> grad_input``, the counterpart of torch's
+    ``torch.ops.aten.max_pool2d_with_indices_backward(grad_output, input, kernel_size, stride,
+    padding, dilation, ceil_mode, indices)``. ``grad_output`` and ``indices`` (int64, as returned
+    by ``max_pool2d(..., return_indices=True)``) have the output's shape; ``input`` (batched or
+    unbatched) supplies the shape and dtype of ``grad_input``, its values are not read. Each
+    ``grad_output`` element is added at the position its index names, whichever position of its
+    plane that is; an index outside ``[0, H * W)`` raises ``ValueError``. Deterministic: sums run
+    in output order, as torch's do.
+    """
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     indices = as_input(indices, "indices")
+    if indices.dtype != np.int64:
+        raise TypeError(f"indices: expected dtype int64, got {indices.dtype}")
     if unbatched:
         grad_output, indices = grad_output[None], indices[None]
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
@@ -221,8 +219,15 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
-    """Gradient of :func:`avg_pool2d` with respect to its input (as
-    ``torch.ops.aten.avg_pool2d_backward``). ``input`` supplies the shape."""
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    ``avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
+    ceil_mode=False, count_include_pad=True, divisor_override=None) -> grad_input``, with the
+    arguments of ``torch.ops.aten.avg_pool2d_backward``: every ``grad_output`` element divided by
+    its window's divisor is added to each input position of its window. ``grad_output`` has the
+    output's shape; ``input`` (batched or unbatched) supplies the shape and dtype of
+    ``grad_input``, its values are not read. Deterministic.
+    """
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     if unbatched:
