@@ -526,7 +526,13 @@ def test_max_pool2d(case):
     assert got.dtype == case["dtype"] and idx.dtype == np.int64
     np.testing.assert_array_equal(got, expected.astype(case["dtype"]))  # max is exact
     np.testing.assert_array_equal(got_only, got)
-    np.testing.assert_array_equal(idx, expected_idx)  # first maximum / NaN wins, as torch
+    # A window can lie wholly in the padding (dilation > 1): its value is -inf as in torch, its
+    # index is not a pixel of the plane (torch's is the first tap past the padding, the
+    # reference's -1), and the backward rejects it. Compare indices elsewhere.
+    empty = expected_idx < 0
+    np.testing.assert_array_equal(idx[~empty], expected_idx[~empty])  # first max / NaN wins
+    if empty.any():
+        return
     grad_output = view_of(values(rng, got.shape, case["dtype"]), case["layout"], rng)
     expected_grad = reference.max_pool2d_backward(grad_output, x, idx, **kwargs)
     magnitude = reference.max_pool2d_backward(np.abs(grad_output), x, idx, **kwargs)
