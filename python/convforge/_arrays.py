@@ -27,7 +27,8 @@ def is_array(x):
 
 def check_array(x, name):
     if not is_array(x):
-        raise TypeError(f"{name}: expected a NumPy array, a CuPy array or a torch CUDA tensor, got {type(x).__name__}")
+        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__} "
+                        "(CuPy arrays and torch CUDA tensors are accepted too)")
 
 
 def as_input(x, name):
