@@ -75,7 +75,9 @@ struct Pool2dParams {
   int64_t divisor_override = 0;            // avg pooling only; 0 means none
   void* stream = nullptr;
 };
-// indices: int64 flat offsets h * w + w within each plane; may be null.
+// indices: int64 flat offsets h * w + w within each plane; may be null. The backward adds each
+// grad_output element at its index, whichever position of the plane that is; an index outside
+// [0, h * w) is never written through (the CPU path raises ValueError after the call).
 void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, int64_t* indices);
 void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
                          void* grad_input);

@@ -4,9 +4,9 @@ follow torch. Outputs are allocated here, in the caller's array library; the che
 
 import numpy as np
 
-from . import _C
 from ._args import pair, positive_pair
-from ._arrays import as_input, empty
+from ._arrays import as_input, check_array, empty
+from ._arrays import kernels as _C  # the compiled ops, run on the caller's GPU and stream for GPU arrays
 
 # ----------------------------------------------------------------------------------------------
 # GEMM
@@ -20,14 +20,16 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     is written to ``out`` when given (it may be ``c`` itself), else to a new array.
     """
     for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+        check_array(x, name)
         if x.ndim != 2:
             raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     if out is None:
         out = empty(a, (m, n))
+    if c is not None and beta != 0 and c is not out and not isinstance(a, np.ndarray):
+        out[...] = c  # GPU arrays: start from c on the device, like the binding does on the host
+        c = out
     _C.gemm(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
     return out
 
@@ -35,8 +37,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
 def matmul(a, b, out=None):
     """``a @ b`` for 2-D arrays, or a batch: ``a`` (batch, m, k) with ``b`` (k, n) or (batch, k, n)."""
     for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+        check_array(x, name)
     if a.ndim == 2 and b.ndim == 2:
         return gemm(a, b, out=out)
     if a.ndim != 3 or b.ndim not in (2, 3):
@@ -47,7 +48,7 @@ def matmul(a, b, out=None):
     if b.ndim == 3 and b.shape[0] != a.shape[0]:
         raise ValueError(f"b: expected a batch of {a.shape[0]} like a, got {b.shape[0]}")
     if b.ndim == 2:  # one product with the batch folded into the rows
-        rows = np.ascontiguousarray(a).reshape(-1, a.shape[2])
+        rows = as_input(a, "a").reshape(-1, a.shape[2])
         result = gemm(rows, b, out=None if out is None else out.reshape(-1, b.shape[1]))
         return result.reshape(a.shape[0], a.shape[1], b.shape[1]) if out is None else out
     if out is None:
@@ -153,8 +154,10 @@ def _pool_output(x, kernel, stride, padding, dilation, ceil_mode):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates, the first maximum
-    wins ties, and indices are int64 offsets ``h * W + w`` within each plane."""
+    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates (the last NaN of a
+    window gives the index), the first maximum wins ties, and indices are int64 offsets
+    ``h * W + w`` within each plane. ``padding`` may be at most half of ``kernel_size`` (torch's
+    rule for ``max_pool2d_with_indices``, which autograd uses)."""
     x, unbatched = _batched(input, "input")
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
@@ -170,11 +173,23 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
                         dilation=1, ceil_mode=False):
-    """Gradient of :func:`max_pool2d` with respect to its input, given the indices it returned
-    (as ``torch.ops.aten.max_pool2d_with_indices_backward``). ``input`` supplies the shape."""
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    ``max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
+    dilation=1, ceil_mode=False) -> grad_input``, the counterpart of torch's
+    ``torch.ops.aten.max_pool2d_with_indices_backward(grad_output, input, kernel_size, stride,
+    padding, dilation, ceil_mode, indices)``. ``grad_output`` and ``indices`` (int64, as returned
+    by ``max_pool2d(..., return_indices=True)``) have the output's shape; ``input`` (batched or
+    unbatched) supplies the shape and dtype of ``grad_input``, its values are not read. Each
+    ``grad_output`` element is added at the position its index names, whichever position of its
+    plane that is; an index outside ``[0, H * W)`` raises ``ValueError``. Deterministic: sums run
+    in output order, as torch's do.
+    """
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     indices = as_input(indices, "indices")
+    if indices.dtype != np.int64:
+        raise TypeError(f"indices: expected dtype int64, got {indices.dtype}")
     if unbatched:
         grad_output, indices = grad_output[None], indices[None]
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
@@ -205,8 +220,15 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
-    """Gradient of :func:`avg_pool2d` with respect to its input (as
-    ``torch.ops.aten.avg_pool2d_backward``). ``input`` supplies the shape."""
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    ``avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
+    ceil_mode=False, count_include_pad=True, divisor_override=None) -> grad_input``, with the
+    arguments of ``torch.ops.aten.avg_pool2d_backward``: every ``grad_output`` element divided by
+    its window's divisor is added to each input position of its window. ``grad_output`` has the
+    output's shape; ``input`` (batched or unbatched) supplies the shape and dtype of
+    ``grad_input``, its values are not read. Deterministic.
+    """
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     if unbatched:

@@ -7,5 +7,15 @@ float64 arrays.
 
 from .conv2d import conv2d, conv2d_backward
 from .gemm import gemm, matmul
+from .pool2d import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
-__all__ = ["conv2d", "conv2d_backward", "gemm", "matmul"]
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "gemm",
+    "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
