@@ -90,7 +90,7 @@ def probe(threads, quick=False):
     seconds = 0.2 if quick else 0.5
     repeats = 5 if quick else 10
     peaks = {}
-    for t in threads:
+    for t in sorted({1, *threads}):  # the one-thread figure is the per-core reference
         peaks[t] = {
             "isa": isa,
             "fma_gflops": _C._probe_fma_gflops(isa, t, seconds),
