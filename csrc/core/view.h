@@ -46,6 +46,7 @@ struct View {
     return s + (shape.size() == 1 ? ",)" : ")");
   }
   bool is_contiguous() const {
+    if (numel() == 0) return true;  // NumPy gives empty arrays zero strides
     int64_t expected = 1;
     for (int64_t i = ndim() - 1; i >= 0; --i) {
       if (shape[i] != 1 && strides[i] != expected) return false;
