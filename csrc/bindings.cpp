@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/isa.h"
 #include "core/parallel.h"
+#include "core/probe.h"
 #include "core/view.h"
 #include "ops.h"
 
@@ -129,7 +130,8 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   out.require_writable();
   out.require_disjoint(a);
   out.require_disjoint(b);
-  CHECK(out.strides[1] == 1 || n <= 1, "out: expected unit stride along columns");
+  CHECK(out.strides[1] == 1 || n <= 1 || m == 0, "out: expected unit stride along columns, got ",
+        out.strides[1]);
   if (c) {
     c->require_ndim(2);
     c->require_dtype(a.dtype);
@@ -360,6 +362,16 @@ static py::dict build_info() {
   py::list isas;
   for (Isa isa : supported_isas()) isas.append(isa_name(isa));
   d["supported_isas"] = isas;
+  py::dict tiles;  // {isa: {dtype: (MR, NR)}}: the CPU GEMM microkernel tiles
+  for (Isa isa : supported_isas()) {
+    py::dict per_dtype;
+    for (DType t : {DType::f32, DType::f64}) {
+      GemmTile tile = gemm_cpu_tile(t, isa);
+      per_dtype[dtype_name(t)] = py::make_tuple(tile.mr, tile.nr);
+    }
+    tiles[isa_name(isa)] = per_dtype;
+  }
+  d["gemm_tiles"] = tiles;
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);
@@ -406,6 +418,22 @@ PYBIND11_MODULE(_C, m) {
           return Pair{pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
                       pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)};
         });
+
+  // Machine probes for the benchmark harness (private).
+  m.def("_probe_fma_gflops",
+        [](const std::string& isa, int threads, double min_seconds) {
+          const Isa chosen = isa_from_name(isa);
+          py::gil_scoped_release release;
+          return measure_fma_gflops(chosen, threads, min_seconds);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("min_seconds") = 0.2);
+  m.def("_probe_memory_gbps",
+        [](const std::string& kind, int64_t bytes_per_array, int threads, int repeats) {
+          CHECK(kind == "copy" || kind == "triad", "kind: expected 'copy' or 'triad', got '", kind, "'");
+          py::gil_scoped_release release;
+          return measure_memory_gbps(kind == "triad", bytes_per_array, threads, repeats);
+        },
+        py::arg("kind"), py::arg("bytes_per_array"), py::arg("threads"), py::arg("repeats") = 5);
 
   m.def("gemm", &py_gemm);
   m.def("conv2d_forward", &py_conv2d_forward);

@@ -3,6 +3,7 @@
 
 #include "core/check.h"
 #include "core/view.h"
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "ops.h"
 
@@ -22,6 +23,15 @@ void gemm(const GemmParams& p) {
     case Device::cpu: return cpu::gemm(p);
     default: CHECK(false, "gemm: device '", device_name(p.device), "' is not available in this build");
   }
+}
+
+GemmTile gemm_cpu_tile(DType dtype, Isa isa) {
+  if (dtype == DType::f64) {
+    auto k = cpu::gemm_kernel<double>(isa);
+    return {k.mr, k.nr, k.name};
+  }
+  auto k = cpu::gemm_kernel<float>(isa);
+  return {k.mr, k.nr, k.name};
 }
 
 }  // namespace convforge

@@ -30,6 +30,13 @@ struct GemmParams {
   void* stream = nullptr;  // cudaStream_t for Device::cuda
 };
 void gemm(const GemmParams& p);
+// The CPU GEMM microkernel's register tile (MR x NR) for a dtype and ISA (tests, info()).
+enum class Isa;
+struct GemmTile {
+  int64_t mr = 1, nr = 1;
+  const char* name = "";
+};
+GemmTile gemm_cpu_tile(DType dtype, Isa isa);
 
 // ---------------------------------------------------------------------------------------------
 // conv2d, NCHW, contiguous. weight is (c_out, c_in / groups, kh, kw). Padding is given as the
@@ -68,7 +75,9 @@ struct Pool2dParams {
   int64_t divisor_override = 0;            // avg pooling only; 0 means none
   void* stream = nullptr;
 };
-// indices: int64 flat offsets h * w + w within each plane; may be null.
+// indices: int64 flat offsets h * w + w within each plane; may be null. The backward adds each
+// grad_output element at its index, whichever position of the plane that is; an index outside
+// [0, h * w) is never written through (the CPU path raises ValueError after the call).
 void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, int64_t* indices);
 void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
                          void* grad_input);

@@ -34,7 +34,12 @@ void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, 
 }
 void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
                          void* grad_input) {
-  CONVFORGE_POOL_DISPATCH(max_pool2d_backward, p, grad_output, indices, grad_input)
+  validate(p);
+  CHECK(p.device == Device::cpu, "max_pool2d_backward: device '", device_name(p.device),
+        "' is not available in this build");
+  CHECK(cpu::max_pool2d_backward(p, grad_output, indices, grad_input),
+        "indices: expected values in [0, ", p.h * p.w, ") (offsets within a ", p.h, " x ", p.w,
+        " plane), got some outside");
 }
 void avg_pool2d_forward(const Pool2dParams& p, const void* input, void* output) {
   CONVFORGE_POOL_DISPATCH(avg_pool2d_forward, p, input, output)

@@ -1,36 +1,76 @@
-// Placeholder GEMM: correct, unblocked. Replaced by the packed, register-blocked driver.
-#include <cstdint>
+// CPU GEMM entry point, microkernel table and per-thread workspaces (the loops are in gemm.h).
+#include "cpu/gemm.h"
 
-#include "core/parallel.h"
+#include <cstdlib>
+#include <new>
+
 #include "cpu/kernels.h"
 
 namespace convforge::cpu {
 
+// Blocking for L1 32 KiB, L2 1-2 MiB per core: the kc x NR B panel fits in L1 with room for
+// the streamed A panel; the mc x kc A block fits in half of L2; nc keeps the kc x nc B block in L3.
+template <>
+GemmKernel<float> gemm_kernel<float>(Isa isa) {
+  switch (isa) {
+#if defined(CONVFORGE_X86)
+    case Isa::avx512: return {sgemm_ukernel_14x32__avx512, 14, 32, 256, 14 * 24, 32 * 128, "sgemm_ukernel_14x32__avx512"};
+    case Isa::avx2: return {sgemm_ukernel_6x16__avx2, 6, 16, 256, 6 * 48, 16 * 256, "sgemm_ukernel_6x16__avx2"};
+#endif
+    default: return {sgemm_ukernel_4x8__scalar, 4, 8, 256, 4 * 64, 8 * 512, "sgemm_ukernel_4x8__scalar"};
+  }
+}
+
+template <>
+GemmKernel<double> gemm_kernel<double>(Isa isa) {
+  switch (isa) {
+#if defined(CONVFORGE_X86)
+    case Isa::avx512: return {dgemm_ukernel_14x16__avx512, 14, 16, 256, 14 * 12, 16 * 128, "dgemm_ukernel_14x16__avx512"};
+    case Isa::avx2: return {dgemm_ukernel_6x8__avx2, 6, 8, 256, 6 * 24, 8 * 256, "dgemm_ukernel_6x8__avx2"};
+#endif
+    default: return {dgemm_ukernel_4x8__scalar, 4, 8, 256, 4 * 32, 8 * 256, "dgemm_ukernel_4x8__scalar"};
+  }
+}
+
+int gemm_threads(int64_t m, int64_t n, int64_t k) {
+  // A thread team costs a few microseconds to wake: each thread should get >= ~2 MFLOP.
+  return threads_for(double(m) * double(n) * double(std::max<int64_t>(k, 1)), 1 << 20);
+}
+
+void* gemm_workspace(int slot, size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  static thread_local Buffer buffers[4];
+  Buffer& buf = buffers[slot];
+  if (buf.size < bytes) {
+    std::free(buf.data);
+    buf.size = (bytes + 4095) / 4096 * 4096;
+    buf.data = std::aligned_alloc(64, buf.size);
+    if (!buf.data) {
+      buf.size = 0;
+      throw std::bad_alloc();
+    }
+  }
+  return buf.data;
+}
+
 template <typename T>
-static void gemm_naive(const GemmParams& p) {
-  const T* a = static_cast<const T*>(p.a);
-  const T* b = static_cast<const T*>(p.b);
-  T* c = static_cast<T*>(p.c);
-  const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta);
-  auto A = [&](int64_t i, int64_t l) { return p.trans_a ? a[l * p.lda + i] : a[i * p.lda + l]; };
-  auto B = [&](int64_t l, int64_t j) { return p.trans_b ? b[j * p.ldb + l] : b[l * p.ldb + j]; };
-  int nt = threads_for(double(p.m) * p.n * p.k, 1 << 20);
-  parallel_for(p.m, nt, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t j = 0; j < p.n; ++j) {
-        T acc = 0;
-        for (int64_t l = 0; l < p.k; ++l) acc += A(i, l) * B(l, j);
-        T& out = c[i * p.ldc + j];
-        out = beta == T(0) ? alpha * acc : alpha * acc + beta * out;
-      }
-  });
+static void gemm_typed(const GemmParams& p) {
+  // op(A)(i, p) and op(B)(p, j) as strided matrices: a transpose swaps the strides.
+  const StridedPackA<T> pack_a{static_cast<const T*>(p.a), p.trans_a ? 1 : p.lda, p.trans_a ? p.lda : 1};
+  const StridedPackB<T> pack_b{static_cast<const T*>(p.b), p.trans_b ? 1 : p.ldb, p.trans_b ? p.ldb : 1};
+  gemm_packed(gemm_kernel<T>(), p.m, p.n, p.k, static_cast<T>(p.alpha), pack_a, pack_b,
+              static_cast<T>(p.beta), static_cast<T*>(p.c), p.ldc, gemm_threads(p.m, p.n, p.k));
 }
 
 void gemm(const GemmParams& p) {
   if (p.dtype == DType::f32)
-    gemm_naive<float>(p);
+    gemm_typed<float>(p);
   else
-    gemm_naive<double>(p);
+    gemm_typed<double>(p);
 }
 
 }  // namespace convforge::cpu

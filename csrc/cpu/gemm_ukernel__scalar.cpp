@@ -1,1 +1,38 @@
-// SGEMM/DGEMM microkernels for scalar: see csrc/cpu/gemm.cpp for the contract.
+// SGEMM/DGEMM microkernels in portable C++ (contract in csrc/cpu/gemm.h): the path for CPUs
+// without AVX2 and for non-x86 builds. A 4 x 8 tile of accumulators the compiler keeps in
+// registers (and vectorizes with whatever baseline SIMD the target has).
+#include <cstdint>
+
+#include "cpu/gemm.h"
+
+namespace convforge::cpu {
+namespace {
+
+template <typename T>
+void ukernel_4x8(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+                 int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+  constexpr int MR = 4, NR = 8;
+  T acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      T& out = c[i * ldc + j];
+      out = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * out;
+    }
+}
+
+}  // namespace
+
+void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                               int64_t m, int64_t n, float alpha, float beta) {
+  ukernel_4x8<float>(kc, a, b, c, ldc, m, n, alpha, beta);
+}
+
+void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, const double* b, double* c,
+                               int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
+  ukernel_4x8<double>(kc, a, b, c, ldc, m, n, alpha, beta);
+}
+
+}  // namespace convforge::cpu

@@ -1,5 +1,6 @@
 // Placeholder pooling: direct loops with torch's semantics, threaded over planes. Replaced by
 // the vectorized kernels.
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,7 +12,7 @@ namespace convforge::cpu {
 
 template <typename T>
 static void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-  parallel_for(p.n * p.c, get_num_threads(), [&](int64_t p0, int64_t p1) {
+  parallel_for(p.n * p.c, threads_for(double(p.n * p.c) * p.h * p.w, 1 << 16), [&](int64_t p0, int64_t p1) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const T* xp = x + pl * p.h * p.w;
       for (int64_t oh = 0; oh < p.out_h; ++oh)
@@ -40,15 +41,21 @@ static void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 }
 
 template <typename T>
-static void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
-  parallel_for(p.n * p.c, get_num_threads(), [&](int64_t p0, int64_t p1) {
+static bool max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
+  std::atomic<bool> ok{true};
+  parallel_for(p.n * p.c, threads_for(double(p.n * p.c) * p.h * p.w, 1 << 16), [&](int64_t p0, int64_t p1) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       T* dxp = dx + pl * p.h * p.w;
       std::memset(dxp, 0, sizeof(T) * p.h * p.w);
-      for (int64_t o = pl * p.out_h * p.out_w; o < (pl + 1) * p.out_h * p.out_w; ++o)
-        dxp[idx[o]] += dy[o];
+      for (int64_t o = pl * p.out_h * p.out_w; o < (pl + 1) * p.out_h * p.out_w; ++o) {
+        if (uint64_t(idx[o]) < uint64_t(p.h * p.w))
+          dxp[idx[o]] += dy[o];
+        else
+          ok = false;
+      }
     }
   });
+  return ok;
 }
 
 // Visits each output of one plane with its clipped window and torch's divisor.
@@ -72,7 +79,7 @@ static void each_avg_window(const Pool2dParams& p, F&& f) {
 
 template <typename T>
 static void avg_forward(const Pool2dParams& p, const T* x, T* y) {
-  parallel_for(p.n * p.c, get_num_threads(), [&](int64_t p0, int64_t p1) {
+  parallel_for(p.n * p.c, threads_for(double(p.n * p.c) * p.h * p.w, 1 << 16), [&](int64_t p0, int64_t p1) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       const T* xp = x + pl * p.h * p.w;
       T* yp = y + pl * p.out_h * p.out_w;
@@ -88,7 +95,7 @@ static void avg_forward(const Pool2dParams& p, const T* x, T* y) {
 
 template <typename T>
 static void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
-  parallel_for(p.n * p.c, get_num_threads(), [&](int64_t p0, int64_t p1) {
+  parallel_for(p.n * p.c, threads_for(double(p.n * p.c) * p.h * p.w, 1 << 16), [&](int64_t p0, int64_t p1) {
     for (int64_t pl = p0; pl < p1; ++pl) {
       T* dxp = dx + pl * p.h * p.w;
       const T* dyp = dy + pl * p.out_h * p.out_w;
@@ -109,12 +116,11 @@ void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, 
     max_forward(p, static_cast<const double*>(input), static_cast<double*>(output), indices);
 }
 
-void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
+bool max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
                          void* grad_input) {
   if (p.dtype == DType::f32)
-    max_backward(p, static_cast<const float*>(grad_output), indices, static_cast<float*>(grad_input));
-  else
-    max_backward(p, static_cast<const double*>(grad_output), indices, static_cast<double*>(grad_input));
+    return max_backward(p, static_cast<const float*>(grad_output), indices, static_cast<float*>(grad_input));
+  return max_backward(p, static_cast<const double*>(grad_output), indices, static_cast<double*>(grad_input));
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, const void* input, void* output) {

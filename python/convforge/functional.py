@@ -153,8 +153,10 @@ def _pool_output(x, kernel, stride, padding, dilation, ceil_mode):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates, the first maximum
-    wins ties, and indices are int64 offsets ``h * W + w`` within each plane."""
+    """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates (the last NaN of a
+    window gives the index), the first maximum wins ties, and indices are int64 offsets
+    ``h * W + w`` within each plane. ``padding`` may be at most half of ``kernel_size`` (torch's
+    rule for ``max_pool2d_with_indices``, which autograd uses)."""
     x, unbatched = _batched(input, "input")
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
@@ -170,11 +172,23 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
                         dilation=1, ceil_mode=False):
-    """Gradient of :func:`max_pool2d` with respect to its input, given the indices it returned
-    (as ``torch.ops.aten.max_pool2d_with_indices_backward``). ``input`` supplies the shape."""
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    ``max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, padding=0,
+    dilation=1, ceil_mode=False) -> grad_input``, the counterpart of torch's
+    ``torch.ops.aten.max_pool2d_with_indices_backward(grad_output, input, kernel_size, stride,
+    padding, dilation, ceil_mode, indices)``. ``grad_output`` and ``indices`` (int64, as returned
+    by ``max_pool2d(..., return_indices=True)``) have the output's shape; ``input`` (batched or
+    unbatched) supplies the shape and dtype of ``grad_input``, its values are not read. Each
+    ``grad_output`` element is added at the position its index names, whichever position of its
+    plane that is; an index outside ``[0, H * W)`` raises ``ValueError``. Deterministic: sums run
+    in output order, as torch's do.
+    """
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     indices = as_input(indices, "indices")
+    if indices.dtype != np.int64:
+        raise TypeError(f"indices: expected dtype int64, got {indices.dtype}")
     if unbatched:
         grad_output, indices = grad_output[None], indices[None]
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
@@ -205,8 +219,15 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
-    """Gradient of :func:`avg_pool2d` with respect to its input (as
-    ``torch.ops.aten.avg_pool2d_backward``). ``input`` supplies the shape."""
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    ``avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
+    ceil_mode=False, count_include_pad=True, divisor_override=None) -> grad_input``, with the
+    arguments of ``torch.ops.aten.avg_pool2d_backward``: every ``grad_output`` element divided by
+    its window's divisor is added to each input position of its window. ``grad_output`` has the
+    output's shape; ``input`` (batched or unbatched) supplies the shape and dtype of
+    ``grad_input``, its values are not read. Deterministic.
+    """
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     if unbatched:

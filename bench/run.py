@@ -1,0 +1,148 @@
+"""The runner: for each thread count and each (case, pass), build the problem, check every
+contestant against the reference, time them interleaved, and turn the timings into result rows."""
+
+import contextlib
+import sys
+
+import numpy as np
+
+import convforge
+
+from . import ops, timing
+from .check import compare
+
+SAMPLES = 7
+MIN_SAMPLE_S = 0.02
+
+
+@contextlib.contextmanager
+def matched_threads(n, peers):
+    """convforge, NumPy's BLAS (threadpoolctl) and torch all use `n` threads inside the block."""
+    previous = convforge.get_num_threads()
+    convforge.set_num_threads(n)
+    torch_previous = None
+    if "torch" in peers:
+        torch = ops._torch()
+        torch_previous = torch.get_num_threads()
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - in the [bench] and [test] extras
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=n, user_api="blas")
+    try:
+        with limits:
+            yield
+    finally:
+        convforge.set_num_threads(previous)
+        if torch_previous is not None:
+            ops._torch().set_num_threads(torch_previous)
+
+
+def effective_peaks(peaks):
+    """threads -> the ceilings used for % of peak. The FMA peak is per core: when the probe at t
+    threads ran on a busy machine (below 80 % of t times the one-thread figure), t times the
+    one-thread figure is used instead and the fact is recorded."""
+    out = {}
+    one = peaks.get(1) or peaks.get("1")
+    for t, v in peaks.items():
+        t = int(t)
+        v = dict(v)
+        if one and v["fma_gflops"] < 0.8 * t * one["fma_gflops"]:
+            v["fma_gflops_measured"] = v["fma_gflops"]
+            v["fma_gflops"] = t * one["fma_gflops"]
+            v["fma_probe_disturbed"] = True
+        out[t] = v
+    return out
+
+
+def build_problem(case, pass_, peers, seed=0):
+    rng = np.random.default_rng([seed, sum(map(ord, case.name)), len(pass_)])
+    if case.suite == "train":
+        from . import train
+
+        return train.problem(case, pass_, peers, rng)
+    return ops.FAMILIES[case.suite](case, pass_, peers, rng)
+
+
+def check_problem(case, pass_, problem):
+    """Raises check.CheckError unless every contestant agrees with the reference."""
+    for impl in problem.impls:
+        label = f"{case.suite} {case.name} {pass_}: {impl.label}"
+        if problem.verify is not None:
+            problem.verify(label, impl)
+        else:
+            compare(label, impl.outputs(impl.fn()), problem.expected)
+
+
+def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S):
+    """Times the checked problem; returns one result row per contestant (best variant)."""
+    stats = timing.interleaved({impl.label: impl.fn for impl in problem.impls}, samples=samples,
+                               min_sample_s=min_sample_s)
+    by_who = {}
+    for impl in problem.impls:
+        by_who.setdefault(impl.who, []).append(impl)
+    ceiling = peaks.get(threads, {})
+    rows = []
+    for who, impls in by_who.items():
+        best = min(impls, key=lambda i: stats[i.label].median)
+        s = stats[best.label]
+        row = {
+            "suite": case.suite,
+            "shape": case.name,
+            "description": case.describe(),
+            "pass": pass_,
+            "threads": threads,
+            "candidate": who,
+            "variant": best.variant,
+            "variants": {i.variant: stats[i.label].median for i in impls} if len(impls) > 1 else {},
+            "median_s": s.median,
+            "q1_s": s.q1,
+            "q3_s": s.q3,
+            "min_s": s.min,
+            "max_s": s.max,
+            "spread": s.spread,
+            "samples": s.samples,
+            "calls_per_sample": s.reps,
+            "noisy": s.noisy,
+            "bound": case.bound,
+            "oracle": problem.oracle,
+            "gflops": problem.flops / s.median * 1e-9 if problem.flops else None,
+            "gbps": problem.bytes / s.median * 1e-9 if problem.bytes else None,
+            "items_per_s": problem.items / s.median if problem.items else None,
+        }
+        if case.bound == "compute" and row["gflops"] and ceiling.get("fma_gflops"):
+            row["pct_peak"] = 100.0 * row["gflops"] / ceiling["fma_gflops"]
+        elif case.bound == "memory" and row["gbps"] and ceiling.get("triad_gbps"):
+            row["pct_peak"] = 100.0 * row["gbps"] / ceiling["triad_gbps"]
+        else:
+            row["pct_peak"] = None
+        rows.append(row)
+    base = next((r for r in rows if r["candidate"] == "convforge"), None)
+    for r in rows:
+        r["ratios"] = {}
+    if base is not None:  # speed-up of convforge over each peer: > 1 means convforge is faster
+        base["ratios"] = {r["candidate"]: r["median_s"] / base["median_s"] for r in rows if r is not base}
+    return rows
+
+
+def run(selected, threads, peers, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S, log=None, on_rows=None):
+    """Every (case, pass) of `selected` at every thread count; returns all result rows."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    rows = []
+    for t in threads:
+        with matched_threads(t, peers):
+            for case, pass_ in selected:
+                log(f"{case.suite} {case.name} {pass_} ({t} thread{'s' if t > 1 else ''}) ...")
+                problem = build_problem(case, pass_, peers)
+                check_problem(case, pass_, problem)
+                new = measure(case, pass_, problem, t, peaks, samples, min_sample_s)
+                for note in problem.notes:
+                    for r in new:
+                        r.setdefault("notes", []).append(note)
+                rows += new
+                if on_rows:
+                    on_rows(new)
+                del problem
+    return rows

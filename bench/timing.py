@@ -1,0 +1,94 @@
+"""Timing: interleaved samples of several callables in one process, and their statistics.
+
+Each callable is warmed up, then timed in rounds A B C A B C ... so that a slow phase of a
+shared machine hits every contestant alike. A sample is the mean time of `reps` back-to-back
+calls, with `reps` chosen so that one sample lasts at least `min_sample_s` (small calls are
+batched; the timer's resolution and the loop's overhead then do not matter).
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+# A spread wider than this fraction of the median (interquartile range / median) means the
+# machine was too busy for the number to be trusted; differences under ~20 % are noise anyway.
+NOISY_SPREAD = 0.20
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Per-call seconds over the samples of one callable."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    samples: int
+    reps: int = 1  # calls per sample
+
+    @property
+    def iqr(self):
+        return self.q3 - self.q1
+
+    @property
+    def spread(self):
+        """Interquartile range relative to the median."""
+        return self.iqr / self.median if self.median > 0 else math.inf
+
+    @property
+    def noisy(self):
+        return self.spread > NOISY_SPREAD
+
+
+def quantile(sorted_values, q):
+    """Linear-interpolation quantile (NumPy's default) of an ascending list."""
+    if not sorted_values:
+        raise ValueError("quantile: expected at least one value, got none")
+    pos = (len(sorted_values) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(samples, reps=1):
+    values = sorted(float(s) for s in samples)
+    if not values:
+        raise ValueError("samples: expected at least one sample, got none")
+    return Stats(
+        median=quantile(values, 0.5),
+        q1=quantile(values, 0.25),
+        q3=quantile(values, 0.75),
+        min=values[0],
+        max=values[-1],
+        samples=len(values),
+        reps=reps,
+    )
+
+
+def _timed(fn, reps, clock):
+    start = clock()
+    for _ in range(reps):
+        fn()
+    return (clock() - start) / reps
+
+
+def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.perf_counter):
+    """Times every callable of `fns` (name -> zero-argument callable) interleaved; returns
+    name -> Stats of seconds per call. At least `samples` samples each."""
+    if samples < 1:
+        raise ValueError(f"samples: expected a positive integer, got {samples}")
+    reps = {}
+    for name, fn in fns.items():
+        # Warm up (caches, page faults, lazy initialization) and calibrate from the last call.
+        spent, calls, last = 0.0, 0, 0.0
+        while calls < 1 or (spent < warmup_s and calls < 50):
+            last = _timed(fn, 1, clock)
+            spent += last
+            calls += 1
+        reps[name] = max(1, math.ceil(min_sample_s / max(last, 1e-9)))
+    times = {name: [] for name in fns}
+    for _ in range(samples):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn, reps[name], clock))
+    return {name: summarize(times[name], reps[name]) for name in fns}

@@ -1,0 +1,180 @@
+// Direct conv2d for one input channel per group (depthwise, and any conv with C_in / groups == 1
+// such as a first layer on a grey image): memory-bound, so it works plane by plane with the plane
+// in L1 and vectorizes along the width, one pass over an output row per kernel tap.
+//
+// The loops are written once here and compiled per ISA: conv2d_depthwise__<isa>.cpp includes this
+// header with only its own ISA's flags and instantiates the entry points declared at the bottom.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/conv2d_common.h"
+#include "ops.h"
+
+namespace convforge::cpu {
+
+namespace depthwise {
+
+// y[lo:hi] += w * x[(lo:hi) * S], S the width stride (1 at compile time for the common case).
+template <typename T, int S>
+inline void axpy_row(T* __restrict y, const T* __restrict x, T w, int64_t n, int64_t stride) {
+  const int64_t s = S ? S : stride;
+  for (int64_t k = 0; k < n; ++k) y[k] += w * x[k * s];
+}
+// y[(lo:hi) * S] += w * x[lo:hi]
+template <typename T, int S>
+inline void axpy_row_scatter(T* __restrict y, const T* __restrict x, T w, int64_t n, int64_t stride) {
+  const int64_t s = S ? S : stride;
+  for (int64_t k = 0; k < n; ++k) y[k * s] += w * x[k];
+}
+template <typename T, int S>
+inline T dot_row(const T* __restrict a, const T* __restrict x, int64_t n, int64_t stride) {
+  const int64_t s = S ? S : stride;
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t k = 0; k < n; ++k) acc += a[k] * x[k * s];
+  return acc;
+}
+
+// Output planes [begin, end) of n * c_out.
+template <typename T, int S>
+void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, int64_t begin,
+             int64_t end) {
+  const TapTable t(p);
+  const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const int64_t n = plane / p.c_out, co = plane % p.c_out, ci = co / cog;
+    const T* xp = x + (n * p.c_in + ci) * p.h * p.w;
+    const T* wp = w + co * p.kh * p.kw;
+    T* yp = y + plane * ohw;
+    const T bias = b ? b[co] : T(0);
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      T* yr = yp + oh * p.out_w;
+      std::fill(yr, yr + p.out_w, bias);
+      for (int64_t i = 0; i < p.kh; ++i) {
+        const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+        if (ih < 0 || ih >= p.h) continue;
+        const T* xr = xp + ih * p.w;
+        for (int64_t j = 0; j < p.kw; ++j) {
+          axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.hi[j] - t.lo[j], p.stride_w);
+        }
+      }
+    }
+  }
+}
+
+// Input-gradient planes [begin, end) of n * c_in: each is written once, from the cog output
+// channels of its group, in a fixed order.
+template <typename T, int S>
+void backward_input(const Conv2dParams& p, const T* dy, const T* w, T* dx, int64_t begin,
+                    int64_t end) {
+  const TapTable t(p);
+  const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const int64_t n = plane / p.c_in, ci = plane % p.c_in;
+    T* xp = dx + plane * p.h * p.w;
+    std::memset(xp, 0, sizeof(T) * p.h * p.w);
+    for (int64_t co = ci * cog; co < (ci + 1) * cog; ++co) {
+      const T* yp = dy + (n * p.c_out + co) * ohw;
+      const T* wp = w + co * p.kh * p.kw;
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const T* yr = yp + oh * p.out_w;
+        for (int64_t i = 0; i < p.kh; ++i) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+          if (ih < 0 || ih >= p.h) continue;
+          T* xr = xp + ih * p.w;
+          for (int64_t j = 0; j < p.kw; ++j) {
+            axpy_row_scatter<T, S>(xr + t.src[j], yr + t.lo[j], wp[i * p.kw + j], t.hi[j] - t.lo[j],
+                                   p.stride_w);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Weight gradients of output channels [begin, end), each summed over the batch in order.
+// acc holds kh * kw partial sums.
+template <typename T, int S>
+void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, int64_t begin,
+                     int64_t end) {
+  const TapTable t(p);
+  const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
+  for (int64_t co = begin; co < end; ++co) {
+    const int64_t ci = co / cog;
+    T* acc = dw + co * p.kh * p.kw;
+    std::fill(acc, acc + p.kh * p.kw, T(0));
+    for (int64_t n = 0; n < p.n; ++n) {
+      const T* yp = dy + (n * p.c_out + co) * ohw;
+      const T* xp = x + (n * p.c_in + ci) * p.h * p.w;
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const T* yr = yp + oh * p.out_w;
+        for (int64_t i = 0; i < p.kh; ++i) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+          if (ih < 0 || ih >= p.h) continue;
+          const T* xr = xp + ih * p.w;
+          for (int64_t j = 0; j < p.kw; ++j) {
+            acc[i * p.kw + j] += dot_row<T, S>(yr + t.lo[j], xr + t.src[j], t.hi[j] - t.lo[j], p.stride_w);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace depthwise
+
+// The per-ISA entry points (dtype from p.dtype; ranges as in the templates above).
+#define CONVFORGE_DECLARE_DEPTHWISE(isa)                                                          \
+  void conv2d_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* w,      \
+                                       const void* b, void* y, int64_t begin, int64_t end);       \
+  void conv2d_depthwise_backward_input__##isa(const Conv2dParams& p, const void* dy,             \
+                                              const void* w, void* dx, int64_t begin,            \
+                                              int64_t end);                                       \
+  void conv2d_depthwise_backward_weight__##isa(const Conv2dParams& p, const void* dy,            \
+                                               const void* x, void* dw, int64_t begin,           \
+                                               int64_t end);
+CONVFORGE_DECLARE_DEPTHWISE(scalar)
+CONVFORGE_DECLARE_DEPTHWISE(avx2)
+CONVFORGE_DECLARE_DEPTHWISE(avx512)
+
+// Instantiates the entry points in a per-ISA translation unit: unit width stride is a template
+// parameter, so the common case is a contiguous loop the compiler vectorizes.
+#define CONVFORGE_DEFINE_DEPTHWISE(isa)                                                           \
+  template <typename T>                                                                           \
+  static void dw_fwd(const Conv2dParams& p, const void* x, const void* w, const void* b, void* y, \
+                     int64_t begin, int64_t end) {                                                \
+    auto f = p.stride_w == 1 ? depthwise::forward<T, 1> : depthwise::forward<T, 0>;              \
+    f(p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b),          \
+      static_cast<T*>(y), begin, end);                                                            \
+  }                                                                                               \
+  template <typename T>                                                                           \
+  static void dw_bwd_in(const Conv2dParams& p, const void* dy, const void* w, void* dx,          \
+                        int64_t begin, int64_t end) {                                             \
+    auto f = p.stride_w == 1 ? depthwise::backward_input<T, 1> : depthwise::backward_input<T, 0>; \
+    f(p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx), begin, end);  \
+  }                                                                                               \
+  template <typename T>                                                                           \
+  static void dw_bwd_w(const Conv2dParams& p, const void* dy, const void* x, void* dw,           \
+                       int64_t begin, int64_t end) {                                              \
+    auto f =                                                                                      \
+        p.stride_w == 1 ? depthwise::backward_weight<T, 1> : depthwise::backward_weight<T, 0>;   \
+    f(p, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw), begin, end);  \
+  }                                                                                               \
+  void conv2d_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* w,      \
+                                       const void* b, void* y, int64_t begin, int64_t end) {      \
+    (p.dtype == DType::f32 ? dw_fwd<float> : dw_fwd<double>)(p, x, w, b, y, begin, end);         \
+  }                                                                                               \
+  void conv2d_depthwise_backward_input__##isa(const Conv2dParams& p, const void* dy,             \
+                                              const void* w, void* dx, int64_t begin,            \
+                                              int64_t end) {                                      \
+    (p.dtype == DType::f32 ? dw_bwd_in<float> : dw_bwd_in<double>)(p, dy, w, dx, begin, end);    \
+  }                                                                                               \
+  void conv2d_depthwise_backward_weight__##isa(const Conv2dParams& p, const void* dy,            \
+                                               const void* x, void* dw, int64_t begin,           \
+                                               int64_t end) {                                     \
+    (p.dtype == DType::f32 ? dw_bwd_w<float> : dw_bwd_w<double>)(p, dy, x, dw, begin, end);      \
+  }
+
+}  // namespace convforge::cpu

@@ -1,0 +1,244 @@
+// The CPU GEMM core (BLIS-style), reusable by other kernels such as the convolutions.
+//
+//   C[m x n] = alpha * A[m x k] * B[k x n] + beta * C        (C row-major, row stride ldc)
+//
+// A and B never reach the microkernel directly: *packing routines* copy blocks of them into
+// contiguous, zero-padded panels, so a caller can gather its operand on the fly (im2col columns,
+// a transposed weight, ...) by passing its own packer instead of a matrix.
+//
+// Packing contract (T is float or double; all sizes in elements):
+//   pack_a(i0, mc, k0, kc, mr, dst): rows [i0, i0+mc) x columns [k0, k0+kc) of A, as
+//     ceil(mc/mr) panels; panel q starts at dst + q*mr*kc and holds A(i0+q*mr+i, k0+p) at
+//     [p*mr + i]. Rows past mc in the last panel are written as 0.
+//   pack_b(k0, kc, j0, nc, nr, dst): rows [k0, k0+kc) x columns [j0, j0+nc) of B, as
+//     ceil(nc/nr) panels; panel q starts at dst + q*nr*kc and holds B(k0+p, j0+q*nr+j) at
+//     [p*nr + j]. Columns past nc in the last panel are written as 0.
+//   dst is 64-byte aligned. A packer is called concurrently from several threads when the driver
+//   runs more than one (each with its own dst), so it must only read shared state.
+//
+// Microkernel contract (GemmUkernel<T>, one per ISA, e.g. sgemm_ukernel_14x32__avx512):
+//   ukernel(kc, a, b, c, ldc, m, n, alpha, beta) with 1 <= m <= MR, 1 <= n <= NR, kc >= 0,
+//   a: one packed A panel (kc steps of MR), b: one packed B panel (kc steps of NR):
+//     C[i, j] = alpha * sum_p a[p*MR + i] * b[p*NR + j] + beta * C[i, j]  for i < m, j < n.
+//   beta == 0 means C is write-only (NaN or garbage in C does not propagate, as in BLAS).
+//   Only the m x n corner of C is read or written, so edge tiles cost one call like any other.
+//   The sum over p runs in order p = 0, 1, ..., kc-1 per element: results do not depend on
+//   where the tile sits in C nor on how the work is split over threads.
+//
+// Driver: gemm_packed(kernel, m, n, k, alpha, pack_a, pack_b, beta, c, ldc, nthreads, epilogue)
+//   - kernel: gemm_kernel<T>(isa) (microkernel + its MR/NR and cache blocking), chosen once.
+//   - beta = 1 accumulates into C (e.g. over groups or a batch); k == 0 gives C = beta * C.
+//   - nthreads: the caller decides (gemm_threads() suggests a count with a minimum amount of
+//     work per thread); 1 never starts a thread team, so a caller that already runs in parallel
+//     (e.g. one image per thread) calls the driver with 1. The work is split over M or N, never
+//     K, so the result is bitwise identical for every thread count.
+//   - epilogue(c_tile, ldc, i, j, m, n) runs once per finished m x n tile of C at row i, column j,
+//     after its last k-block, while the tile is still in cache (e.g. bias + activation).
+//   Per-thread packing buffers come from gemm_workspace() slots 0 and 1 (reused, grown on
+//   demand); callers may use slots 2 and 3 for their own per-thread scratch.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "core/isa.h"
+#include "core/parallel.h"
+
+namespace convforge::cpu {
+
+template <typename T>
+using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m,
+                             int64_t n, T alpha, T beta);
+
+// A microkernel with its register tile and the cache blocking tuned for it.
+template <typename T>
+struct GemmKernel {
+  GemmUkernel<T> ukernel = nullptr;
+  int64_t mr = 1, nr = 1;  // register tile
+  int64_t kc = 1;          // depth of a packed block: the kc x nr B panel stays in L1
+  int64_t mc = 1;          // rows of the packed A block (mc x kc): sized for L2
+  int64_t nc = 1;          // columns of the packed B block (kc x nc): sized for L3
+  const char* name = "";
+};
+
+// The microkernel table for an ISA (float and double), and for the active one.
+template <typename T>
+GemmKernel<T> gemm_kernel(Isa isa);
+template <typename T>
+GemmKernel<T> gemm_kernel() {
+  return gemm_kernel<T>(active_isa());
+}
+
+// Threads worth using for an m x n x k product (1 for small products; never more than
+// get_num_threads()).
+int gemm_threads(int64_t m, int64_t n, int64_t k);
+
+// A per-thread, 64-byte aligned buffer of at least `bytes`, reused across calls (slot 0..3).
+void* gemm_workspace(int slot, size_t bytes);
+
+// The per-ISA microkernels (each defined in its own translation unit).
+void sgemm_ukernel_14x32__avx512(int64_t, const float*, const float*, float*, int64_t, int64_t,
+                                 int64_t, float, float);
+void dgemm_ukernel_14x16__avx512(int64_t, const double*, const double*, double*, int64_t, int64_t,
+                                 int64_t, double, double);
+void sgemm_ukernel_6x16__avx2(int64_t, const float*, const float*, float*, int64_t, int64_t,
+                              int64_t, float, float);
+void dgemm_ukernel_6x8__avx2(int64_t, const double*, const double*, double*, int64_t, int64_t,
+                             int64_t, double, double);
+void sgemm_ukernel_4x8__scalar(int64_t, const float*, const float*, float*, int64_t, int64_t,
+                               int64_t, float, float);
+void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, int64_t, int64_t,
+                               int64_t, double, double);
+
+// ---------------------------------------------------------------------------------------------
+// Packers for ordinary strided matrices: element (r, c) at ptr[r * rs + c * cs]. A transpose is
+// just swapped strides. The copy loops are specialized for a unit stride along either axis.
+
+namespace detail {
+
+// dst[p*W + j] = src(p, j) for p < kc, j < w (w <= W), zero for j >= w. src(p, j) = s[p*ps + j*js].
+template <int W, typename T>
+inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w, T* dst) {
+  if (w == W && js == 1) {  // contiguous rows of W: a straight copy
+    for (int64_t p = 0; p < kc; ++p, s += ps, dst += W)
+      for (int j = 0; j < W; ++j) dst[j] = s[j];
+  } else if (ps == 1) {  // contiguous along p: walk each source line once (a transpose)
+    if (w < W)
+      for (int64_t p = 0; p < kc; ++p)
+        for (int j = int(w); j < W; ++j) dst[p * W + j] = T(0);
+    for (int64_t j = 0; j < w; ++j)
+      for (int64_t p = 0; p < kc; ++p) dst[p * W + j] = s[j * js + p];
+  } else {
+    for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {
+      for (int64_t j = 0; j < w; ++j) dst[j] = s[j * js];
+      for (int j = int(w); j < W; ++j) dst[j] = T(0);
+    }
+  }
+}
+
+// Packs `count` columns (width w each, last one narrower) of a strided source into panels.
+template <int W, typename T>
+inline void pack_panels(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t count, T* dst) {
+  for (int64_t j = 0; j < count; j += W, dst += W * kc)
+    pack_panel<W>(s + j * js, ps, js, kc, std::min<int64_t>(W, count - j), dst);
+}
+
+template <typename T>
+inline void pack_panels_any(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t count,
+                            int64_t width, T* dst) {
+  switch (width) {  // the tiles of gemm_kernel(); a new tile adds a case
+    case 4: return pack_panels<4>(s, ps, js, kc, count, dst);
+    case 6: return pack_panels<6>(s, ps, js, kc, count, dst);
+    case 8: return pack_panels<8>(s, ps, js, kc, count, dst);
+    case 14: return pack_panels<14>(s, ps, js, kc, count, dst);
+    case 16: return pack_panels<16>(s, ps, js, kc, count, dst);
+    case 32: return pack_panels<32>(s, ps, js, kc, count, dst);
+    default:
+      for (int64_t j = 0; j < count; j += width, dst += width * kc) {
+        const int64_t w = std::min(width, count - j);
+        for (int64_t p = 0; p < kc; ++p)
+          for (int64_t jj = 0; jj < width; ++jj)
+            dst[p * width + jj] = jj < w ? s[(j + jj) * js + p * ps] : T(0);
+      }
+  }
+}
+
+}  // namespace detail
+
+// A as a strided matrix: A(i, p) = a[i * rs + p * cs].
+template <typename T>
+struct StridedPackA {
+  const T* a;
+  int64_t rs, cs;
+  void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
+    detail::pack_panels_any(a + i0 * rs + k0 * cs, cs, rs, kc, mc, mr, dst);
+  }
+};
+
+// B as a strided matrix: B(p, j) = b[p * rs + j * cs].
+template <typename T>
+struct StridedPackB {
+  const T* b;
+  int64_t rs, cs;
+  void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
+    detail::pack_panels_any(b + k0 * rs + j0 * cs, rs, cs, kc, nc, nr, dst);
+  }
+};
+
+struct NoEpilogue {
+  template <typename T>
+  void operator()(T*, int64_t, int64_t, int64_t, int64_t, int64_t) const {}
+};
+
+// ---------------------------------------------------------------------------------------------
+// The loops: jc (nc columns: pack B) > pc (kc deep) > ic (mc rows: pack A) > jr > ir (microkernel).
+
+namespace detail {
+
+inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+// One thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C.
+template <typename T, typename PackA, typename PackB, typename Epilogue>
+void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64_t j_begin,
+                int64_t j_end, int64_t k, T alpha, const PackA& pack_a, const PackB& pack_b,
+                T beta, T* c, int64_t ldc, const Epilogue& epilogue) {
+  const int64_t MR = kern.mr, NR = kern.nr;
+  const int64_t KC = std::max<int64_t>(1, std::min(kern.kc, k));
+  const int64_t MC = std::min(kern.mc, round_up(i_end - i_begin, MR));
+  const int64_t NC = std::min(kern.nc, round_up(j_end - j_begin, NR));
+  T* a_buf = static_cast<T*>(gemm_workspace(0, sizeof(T) * MC * KC));
+  T* b_buf = static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
+  const auto ukernel = kern.ukernel;
+  for (int64_t jc = j_begin; jc < j_end; jc += NC) {
+    const int64_t nc = std::min(NC, j_end - jc);
+    // k == 0 still makes one pass (kc = 0) so that C = beta * C.
+    for (int64_t pc = 0; pc == 0 || pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+      const T beta_pc = pc == 0 ? beta : T(1);
+      const bool last = pc + kc >= k;
+      pack_b(pc, kc, jc, nc, NR, b_buf);
+      for (int64_t ic = i_begin; ic < i_end; ic += MC) {
+        const int64_t mc = std::min(MC, i_end - ic);
+        pack_a(ic, mc, pc, kc, MR, a_buf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t n_tile = std::min(NR, nc - jr);
+          const T* b_panel = b_buf + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t m_tile = std::min(MR, mc - ir);
+            T* c_tile = c + (ic + ir) * ldc + jc + jr;
+            ukernel(kc, a_buf + ir * kc, b_panel, c_tile, ldc, m_tile, n_tile, alpha, beta_pc);
+            if (last) epilogue(c_tile, ldc, ic + ir, jc + jr, m_tile, n_tile);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+template <typename T, typename PackA, typename PackB, typename Epilogue = NoEpilogue>
+void gemm_packed(const GemmKernel<T>& kern, int64_t m, int64_t n, int64_t k, T alpha,
+                 const PackA& pack_a, const PackB& pack_b, T beta, T* c, int64_t ldc,
+                 int nthreads, const Epilogue& epilogue = {}) {
+  if (m <= 0 || n <= 0) return;
+  const int64_t tiles_m = (m + kern.mr - 1) / kern.mr, tiles_n = (n + kern.nr - 1) / kern.nr;
+  // Split the dimension with more tiles, at tile boundaries.
+  const bool split_m = tiles_m >= tiles_n;
+  const int64_t tiles = split_m ? tiles_m : tiles_n, tile = split_m ? kern.mr : kern.nr;
+  nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
+  parallel_for(nthreads, nthreads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = std::min(tiles * t / nthreads * tile, split_m ? m : n);
+      const int64_t e = std::min(tiles * (t + 1) / nthreads * tile, split_m ? m : n);
+      if (b >= e) continue;
+      if (split_m)
+        detail::gemm_block(kern, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue);
+      else
+        detail::gemm_block(kern, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue);
+    }
+  });
+}
+
+}  // namespace convforge::cpu

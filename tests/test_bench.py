@@ -1,0 +1,253 @@
+"""The benchmark harness's own logic: statistics, interleaving, suite parsing and selection, the
+check that runs before any timing, the JSON it writes, the README report, and a --quick run on a
+tiny suite (so the harness cannot rot). Speed itself is never asserted."""
+
+import json
+
+import numpy as np
+import pytest
+
+import convforge
+from bench import check, cli, ops, output, report, run, suites, timing
+
+# ---------------------------------------------------------------------------------------------
+# Statistics and interleaving
+
+
+def test_summarize_median_quartiles_and_spread():
+    s = timing.summarize([7, 1, 6, 2, 5, 3, 4])
+    assert (s.median, s.q1, s.q3, s.min, s.max, s.samples) == (4, 2.5, 5.5, 1, 7, 7)
+    assert s.spread == pytest.approx(3 / 4)
+    assert s.noisy
+    tight = timing.summarize([1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0])
+    assert not tight.noisy
+
+
+def test_quantile_matches_numpy():
+    values = sorted(np.random.default_rng(1).uniform(size=11))
+    for q in (0.0, 0.25, 0.5, 0.75, 1.0):
+        assert timing.quantile(values, q) == pytest.approx(np.quantile(values, q))
+    with pytest.raises(ValueError, match="samples"):
+        timing.summarize([])
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_interleaved_batches_small_calls_and_alternates():
+    clock, order = FakeClock(), []
+
+    def op(name, seconds):
+        def fn():
+            order.append(name)
+            clock.now += seconds
+        return fn
+
+    stats = timing.interleaved({"a": op("a", 0.001), "b": op("b", 0.004)}, samples=7, min_sample_s=0.01,
+                               warmup_s=0.0, clock=clock)
+    assert stats["a"].reps == 10 and stats["b"].reps == 3  # each sample lasts >= 10 ms
+    assert stats["a"].median == pytest.approx(0.001) and stats["b"].median == pytest.approx(0.004)
+    assert stats["a"].samples == stats["b"].samples == 7
+    timed = order[2:]  # after one warm-up call each
+    runs = [name for i, name in enumerate(timed) if i == 0 or timed[i - 1] != name]
+    assert runs == ["a", "b"] * 7  # A B A B ...: interleaved sample by sample
+
+
+# ---------------------------------------------------------------------------------------------
+# Suites as data: parsing and selection
+
+
+def test_suites_cover_the_public_layer_suite():
+    names = [c.name for c in suites.CONV2D]
+    assert len(names) == 11 and len(set(names)) == 11
+    assert {"lenet_conv1", "vgg_conv3_2", "resnet_1x1", "depthwise_3x3"} <= set(names)
+    assert [c.params["m"] for c in suites.GEMM if c.name.startswith("square_")] == [128, 256, 512, 1024, 2048, 4096]
+    for c in suites.CONV2D:
+        p = c.params
+        assert p["c_in"] % p["groups"] == 0 and p["c_out"] % p["groups"] == 0
+        assert c.describe()
+    assert {c.bound for c in suites.POOL2D} == {"memory"}
+    assert next(c for c in suites.CONV2D if c.name == "depthwise_3x3").bound == "memory"
+    for name, cases in suites.SUITES.items():
+        assert any(c.quick for c in cases), f"{name} has no --quick case"
+
+
+def test_parse_lists_and_threads():
+    assert suites.parse_list("torch,numpy,torch", ops.PEERS, "--against") == ("torch", "numpy")
+    with pytest.raises(ValueError, match="--against: expected one of numpy, torch, got 'jax'"):
+        suites.parse_list("numpy,jax", ops.PEERS, "--against")
+    assert suites.parse_threads("1, 2") == (1, 2)
+    for bad in ("0", "two", ""):
+        with pytest.raises(ValueError, match="--threads"):
+            suites.parse_threads(bad)
+
+
+def test_select_quick_shapes_and_passes():
+    quick = suites.select(["conv2d"], quick=True)
+    assert quick and all(c.quick for c, _ in quick)
+    assert {p for _, p in quick} == {"fwd", "bwd"}
+    only = suites.select(["conv2d", "pool2d"], shapes=("vgg_conv5_x", "max_k2s2"), passes=("bwd",))
+    assert [(c.name, p) for c, p in only] == [("vgg_conv5_x", "bwd"), ("max_k2s2", "bwd")]
+    with pytest.raises(ValueError, match="unknown nope"):
+        suites.select(["gemm"], shapes=("nope",))
+    assert suites.select(["gemm"], passes=("bwd",)) == []  # GEMM has a forward pass only
+
+
+def test_cli_rejects_bad_options(capsys):
+    assert cli.main(["gemm", "--samples", "3"]) == 2
+    assert "--samples: expected at least 7" in capsys.readouterr().err
+    assert cli.main(["gemm", "--shapes", "lenet_conv1"]) == 2
+    assert "--shapes" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Check before time
+
+
+def _gemm_case(name="square_128"):
+    return next(c for c in suites.GEMM if c.name == name)
+
+
+def test_check_accepts_every_contestant_and_rejects_a_wrong_kernel():
+    case = _gemm_case("linear_64x400x120")
+    problem = run.build_problem(case, "fwd", ops.PEERS)
+    run.check_problem(case, "fwd", problem)  # convforge, numpy and torch all agree
+    good = problem.impls[0].fn
+
+    def off_by_a_little():
+        c = good().copy()
+        c[3, 5] += 1e-3 * abs(c[3, 5]) + 1e-3
+        return c
+
+    problem.impls[0].fn = off_by_a_little
+    with pytest.raises(check.CheckError, match=r"gemm linear_64x400x120 fwd: convforge\[gemm\]: c: 1 of 7680 values"):
+        run.check_problem(case, "fwd", problem)
+
+
+def test_check_exact_outputs_and_nan():
+    ref = np.arange(6, dtype=np.float64).reshape(2, 3)
+    check.compare("x", [ref.astype(np.float32)], [check.Expected("y", ref, np.abs(ref) + 1, 4)])
+    with pytest.raises(check.CheckError, match="values off"):
+        check.compare("x", [np.full((2, 3), np.nan, np.float32)], [check.Expected("y", ref, np.abs(ref) + 1, 4)])
+    idx = np.arange(6).reshape(2, 3)
+    with pytest.raises(check.CheckError, match="indices: 1 of 6 values differ"):
+        check.compare("x", [idx[::-1, ::-1].copy()[::-1, ::-1] + (idx == 4)], [check.Expected("indices", idx)])
+    with pytest.raises(check.CheckError, match="expected shape"):
+        check.compare("x", [ref[:1]], [check.Expected("y", ref, ref, 1)])
+
+
+def test_a_wrong_kernel_stops_the_run_before_timing(monkeypatch, capsys):
+    def wrong_gemm(a, b, c=None, *, out=None, **kwargs):
+        out[...] = 0.0
+        return out
+
+    def never(*args, **kwargs):
+        raise AssertionError("timed a contestant that failed the check")
+
+    monkeypatch.setattr(convforge, "gemm", wrong_gemm)
+    monkeypatch.setattr(timing, "interleaved", never)
+    assert cli.main(["gemm", "--shapes", "square_128", "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "CHECK FAILED" in err and "convforge" in err
+
+
+def test_effective_peaks_fall_back_to_per_core_figure_when_disturbed():
+    peaks = run.effective_peaks({1: dict(fma_gflops=80.0, triad_gbps=10), 2: dict(fma_gflops=90.0, triad_gbps=12)})
+    assert peaks[2]["fma_gflops"] == 160.0 and peaks[2]["fma_probe_disturbed"]
+    assert peaks[1]["fma_gflops"] == 80.0 and "fma_probe_disturbed" not in peaks[1]
+
+
+def test_probes_report_plausible_ceilings():
+    from convforge import _C
+
+    isa = convforge.info()["isa"]
+    assert 0.5 < _C._probe_fma_gflops(isa, 1, 0.02) < 1e4
+    assert 0.1 < _C._probe_memory_gbps("triad", 1 << 22, 1, 2) < 1e4
+    with pytest.raises(ValueError, match="kind: expected 'copy' or 'triad'"):
+        _C._probe_memory_gbps("scale", 1 << 22, 1, 2)
+    with pytest.raises(ValueError, match="threads"):
+        _C._probe_fma_gflops(isa, 0, 0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# A --quick run on a tiny suite, its JSON, tables, plot and the README report
+
+
+RESULT_KEYS = {
+    "suite": str, "shape": str, "description": str, "pass": str, "threads": int, "candidate": str, "variant": str,
+    "median_s": float, "q1_s": float, "q3_s": float, "min_s": float, "max_s": float, "spread": float,
+    "samples": int, "calls_per_sample": int, "noisy": bool, "bound": str, "ratios": dict, "oracle": str,
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    argv = ["all", "--quick", "--shapes", "square_128,linear_64x400x120,lenet_conv1,max_k2s2_small",
+            "--min-sample-ms", "1", "--json", str(out / "out.json"), "--plot", str(out / "out.png")]
+    assert cli.main(argv) == 0
+    return out, json.loads((out / "out.json").read_text())
+
+
+def test_quick_run_writes_the_documented_json(quick_run):
+    _, doc = quick_run
+    assert doc["schema"] == cli.SCHEMA
+    assert doc["machine"]["cpu_model"] and doc["machine"]["kind"] and doc["machine"]["flags"]
+    assert doc["machine"]["peaks"]["1"]["fma_gflops"] > 0 and doc["machine"]["peaks"]["1"]["triad_gbps"] > 0
+    sw = doc["software"]
+    assert sw["isa"] == convforge.info()["isa"] and sw["numpy"] == np.__version__ and sw["torch"] and sw["compiler"]
+    assert doc["date"] and doc["settings"]["threads"] == [1] and doc["settings"]["samples"] >= 7
+    rows = doc["results"]
+    for r in rows:
+        for key, kind in RESULT_KEYS.items():
+            assert isinstance(r[key], kind), (key, r[key])
+        assert r["samples"] >= 7 and r["q1_s"] <= r["median_s"] <= r["q3_s"]
+    seen = {(r["suite"], r["shape"], r["pass"], r["candidate"]) for r in rows}
+    assert ("gemm", "square_128", "fwd", "numpy") in seen and ("gemm", "square_128", "fwd", "torch") in seen
+    assert {("conv2d", "lenet_conv1", p, "convforge") for p in ("fwd", "bwd")} <= seen
+    assert {("pool2d", "max_k2s2_small", p, "torch") for p in ("fwd", "bwd")} <= seen
+    conv_torch = next(r for r in rows if r["shape"] == "lenet_conv1" and r["candidate"] == "torch")
+    assert set(conv_torch["variants"]) == {"nchw", "channels_last"}  # best of both layouts
+    gemm = next(r for r in rows if r["shape"] == "square_128" and r["candidate"] == "convforge")
+    assert gemm["gflops"] > 0 and gemm["pct_peak"] > 0 and set(gemm["ratios"]) == {"numpy", "torch"}
+    pool = next(r for r in rows if r["suite"] == "pool2d" and r["candidate"] == "convforge")
+    assert pool["gbps"] > 0 and pool["bound"] == "memory"
+
+
+def test_quick_run_plot_is_a_png(quick_run):
+    out, _ = quick_run
+    assert (out / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_render_every_suite(quick_run):
+    from rich.console import Console
+
+    _, doc = quick_run
+    console = Console(width=200, record=True)
+    output.tables(doc["results"], ["numpy", "torch"], console)
+    text = console.export_text()
+    for needle in ("gemm: convforge vs numpy, torch", "square_128", "lenet_conv1", "GFLOP/s", "GB/s", "vs torch"):
+        assert needle in text
+
+
+def test_report_rewrites_only_the_marked_readme_section(quick_run, tmp_path):
+    _, doc = quick_run
+    kind = doc["machine"]["kind"]
+    results = tmp_path / "results"
+    written = cli.record(doc, ["gemm", "conv2d", "train"], results)
+    assert [p.name for p in written] == ["gemm.json", "conv2d.json"]  # train was not run
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n\n{report.BEGIN}\nstale\n{report.END}\n\nafter\n")
+    report.main(["--readme", str(readme), "--results", str(results)])
+    text = readme.read_text()
+    assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "stale" not in text
+    assert f"### {kind}" in text and "| square_128" in text and "| lenet_conv1" in text
+    assert "1T vs torch" in text and "speedup.png" in text
+    assert (results / kind / "speedup.png").exists()
+    with pytest.raises(ValueError, match="markers"):
+        report.rewrite("no markers", "x")
