@@ -12,6 +12,7 @@
 #include "core/parallel.h"
 #include "core/probe.h"
 #include "core/view.h"
+#include "cuda/kernels.h"
 #include "ops.h"
 
 #ifndef CONVFORGE_WITH_CUDA_EMULATION
@@ -375,6 +376,14 @@ static py::dict build_info() {
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);
+  py::list archs;
+#if CONVFORGE_WITH_CUDA
+  for (const auto& a : cuda::architectures()) archs.append(a);
+  d["cuda_devices"] = cuda::device_count();
+#else
+  d["cuda_devices"] = 0;
+#endif
+  d["cuda_architectures"] = archs;
   py::list backends;
   backends.append("cpu");
   if (CONVFORGE_WITH_CUDA_EMULATION) backends.append("cuda-emulated");
@@ -418,6 +427,18 @@ PYBIND11_MODULE(_C, m) {
           return Pair{pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
                       pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)};
         });
+
+#if CONVFORGE_WITH_CUDA_EMULATION
+  // Private, for the emulator's own tests: deliberately broken kernels and the thread-order seed.
+  m.def("_emu_run_kernel", [](const std::string& name, py::array_t<float, py::array::c_style> data) {
+    auto buf = data.mutable_unchecked();
+    float* ptr = buf.ndim() ? buf.mutable_data(0) : nullptr;
+    const int64_t count = data.size();
+    py::gil_scoped_release release;
+    cuda_emulated::run_broken_kernel(name, ptr, count);
+  });
+  m.def("_emu_set_seed", [](uint64_t seed) { cuda_emulated::set_seed(seed); }, py::arg("seed"));
+#endif
 
   // Machine probes for the benchmark harness (private).
   m.def("_probe_fma_gflops",

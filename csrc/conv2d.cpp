@@ -2,6 +2,7 @@
 #include "core/check.h"
 #include "core/view.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 #include "ops.h"
 
 namespace convforge {
@@ -28,6 +29,12 @@ void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight
   validate(p);
   switch (p.device) {
     case Device::cpu: return cpu::conv2d_forward(p, input, weight, bias, output);
+#if CONVFORGE_WITH_CUDA
+    case Device::cuda: return cuda::conv2d_forward(p, input, weight, bias, output);
+#endif
+#if CONVFORGE_WITH_CUDA_EMULATION
+    case Device::cuda_emulated: return cuda_emulated::conv2d_forward(p, input, weight, bias, output);
+#endif
     default: CHECK(false, "conv2d: device '", device_name(p.device), "' is not available in this build");
   }
 }
@@ -38,6 +45,14 @@ void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void*
   switch (p.device) {
     case Device::cpu:
       return cpu::conv2d_backward(p, grad_output, input, weight, grad_input, grad_weight, grad_bias);
+#if CONVFORGE_WITH_CUDA
+    case Device::cuda:
+      return cuda::conv2d_backward(p, grad_output, input, weight, grad_input, grad_weight, grad_bias);
+#endif
+#if CONVFORGE_WITH_CUDA_EMULATION
+    case Device::cuda_emulated:
+      return cuda_emulated::conv2d_backward(p, grad_output, input, weight, grad_input, grad_weight, grad_bias);
+#endif
     default: CHECK(false, "conv2d: device '", device_name(p.device), "' is not available in this build");
   }
 }

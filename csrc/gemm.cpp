@@ -5,6 +5,7 @@
 #include "core/view.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 #include "ops.h"
 
 namespace convforge {
@@ -21,6 +22,12 @@ void gemm(const GemmParams& p) {
   if (p.m == 0 || p.n == 0) return;
   switch (p.device) {
     case Device::cpu: return cpu::gemm(p);
+#if CONVFORGE_WITH_CUDA
+    case Device::cuda: return cuda::gemm(p);
+#endif
+#if CONVFORGE_WITH_CUDA_EMULATION
+    case Device::cuda_emulated: return cuda_emulated::gemm(p);
+#endif
     default: CHECK(false, "gemm: device '", device_name(p.device), "' is not available in this build");
   }
 }

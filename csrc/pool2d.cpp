@@ -2,6 +2,7 @@
 #include "core/check.h"
 #include "core/view.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 #include "ops.h"
 
 namespace convforge {
@@ -22,10 +23,25 @@ static void validate(const Pool2dParams& p) {
         p.out_w, ")");
 }
 
+#if CONVFORGE_WITH_CUDA
+#define CONVFORGE_POOL_CUDA_CASE(name, ...) case Device::cuda: return cuda::name(__VA_ARGS__);
+#else
+#define CONVFORGE_POOL_CUDA_CASE(name, ...)
+#endif
+#if CONVFORGE_WITH_CUDA_EMULATION
+#define CONVFORGE_POOL_EMULATED_CASE(name, ...) \
+  case Device::cuda_emulated: return cuda_emulated::name(__VA_ARGS__);
+#else
+#define CONVFORGE_POOL_EMULATED_CASE(name, ...)
+#endif
+#define CONVFORGE_POOL_CUDA_CASES(name, ...) \
+  CONVFORGE_POOL_CUDA_CASE(name, __VA_ARGS__) CONVFORGE_POOL_EMULATED_CASE(name, __VA_ARGS__)
+
 #define CONVFORGE_POOL_DISPATCH(name, ...)                                                        \
   validate(p);                                                                                     \
   switch (p.device) {                                                                              \
     case Device::cpu: return cpu::name(__VA_ARGS__);                                               \
+    CONVFORGE_POOL_CUDA_CASES(name, __VA_ARGS__)                                                   \
     default: CHECK(false, #name ": device '", device_name(p.device), "' is not available in this build"); \
   }
 
@@ -35,11 +51,17 @@ void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, 
 void max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
                          void* grad_input) {
   validate(p);
-  CHECK(p.device == Device::cpu, "max_pool2d_backward: device '", device_name(p.device),
-        "' is not available in this build");
-  CHECK(cpu::max_pool2d_backward(p, grad_output, indices, grad_input),
-        "indices: expected values in [0, ", p.h * p.w, ") (offsets within a ", p.h, " x ", p.w,
-        " plane), got some outside");
+  switch (p.device) {
+    case Device::cpu:
+      CHECK(cpu::max_pool2d_backward(p, grad_output, indices, grad_input),
+            "indices: expected values in [0, ", p.h * p.w, ") (offsets within a ", p.h, " x ", p.w,
+            " plane), got some outside");
+      return;
+    // The CUDA kernels gather: an index outside its window is never matched, so never written.
+    CONVFORGE_POOL_CUDA_CASES(max_pool2d_backward, p, grad_output, indices, grad_input)
+    default:
+      CHECK(false, "max_pool2d_backward: device '", device_name(p.device), "' is not available in this build");
+  }
 }
 void avg_pool2d_forward(const Pool2dParams& p, const void* input, void* output) {
   CONVFORGE_POOL_DISPATCH(avg_pool2d_forward, p, input, output)
