@@ -66,7 +66,8 @@ __all__ = [
 contiguous_copies = collections.Counter()
 
 _DTYPES = (torch.float32, torch.float64)
-_DEVICES = ("cpu", "cuda") if _C.info()["cuda_built"] else ("cpu",)
+_INFO = _C.info()
+_DEVICES = ("cpu", "cuda") if _INFO["cuda_built"] and _INFO.get("cuda_devices", 0) > 0 else ("cpu",)
 
 # ----------------------------------------------------------------------------------------------
 # Tensors -> kernel arrays, without copies
@@ -100,7 +101,7 @@ def _array(tensor):
         return tensor.detach().numpy()
     if tensor.device.type == "cuda":
         if "cuda" not in _DEVICES:
-            raise TypeError(f"convforge was built without CUDA and cannot run on {tensor.device} tensors")
+            raise TypeError(f"this convforge build has no CUDA kernels or no GPU for {tensor.device} tensors")
         return _CudaArray(tensor.detach())
     raise TypeError(f"convforge runs on CPU and CUDA tensors, got a tensor on {tensor.device}")
 
