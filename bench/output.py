@@ -69,12 +69,14 @@ def tables(rows, peers, console=None):
         noisy = False
         for (_, shape, pass_, threads), by in groups(suite_rows).items():
             base = by.get("convforge")
-            if base is None:
-                continue
             mark = " !" if any(r["noisy"] for r in by.values()) else ""
             noisy |= bool(mark)
-            cells = [shape, pass_, str(threads), fmt_ms(base["median_s"]) + mark, f"{100 * base['spread']:.0f}%",
-                     rate(base), f"{base['pct_peak']:.0f}%" if base.get("pct_peak") is not None else "-"]
+            if base is None:  # convforge could not run this case (e.g. a layer API not built yet)
+                cells = [shape, pass_, str(threads), "-", "-", "-", "-"]
+                base = {"ratios": {}}
+            else:
+                cells = [shape, pass_, str(threads), fmt_ms(base["median_s"]) + mark, f"{100 * base['spread']:.0f}%",
+                         rate(base), f"{base['pct_peak']:.0f}%" if base.get("pct_peak") is not None else "-"]
             for p in present:
                 r = by.get(p)
                 v = f" ({r['variant']})" if r and r.get("variants") else ""
@@ -84,6 +86,8 @@ def tables(rows, peers, console=None):
                 cells.append(f"[{_ratio_style(x)}]{fmt_ratio(x)}[/]" if x is not None else "-")
             table.add_row(*cells)
         console.print(table)
+        for note in dict.fromkeys(n for r in suite_rows for n in r.get("notes", [])):
+            console.print(f"[yellow]note: {note}[/]")
         if noisy:
             console.print(f"[yellow]! a contestant's spread (IQR / median) exceeded {int(100 * NOISY)}%: "
                           "the machine was busy; repeat before trusting that row[/]")

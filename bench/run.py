@@ -3,6 +3,7 @@ contestant against the reference, time them interleaved, and turn the timings in
 
 import contextlib
 import sys
+import time
 
 import numpy as np
 
@@ -67,19 +68,25 @@ def build_problem(case, pass_, peers, seed=0):
 
 
 def check_problem(case, pass_, problem):
-    """Raises check.CheckError unless every contestant agrees with the reference."""
+    """Raises check.CheckError unless every contestant agrees with the reference. Returns
+    label -> seconds of the checked call (a first warm-up)."""
+    first_call = {}
     for impl in problem.impls:
         label = f"{case.suite} {case.name} {pass_}: {impl.label}"
         if problem.verify is not None:
             problem.verify(label, impl)
-        else:
-            compare(label, impl.outputs(impl.fn()), problem.expected)
+        elif not impl.is_reference:
+            start = time.perf_counter()
+            result = impl.fn()
+            first_call[impl.label] = time.perf_counter() - start
+            compare(label, impl.outputs(result), problem.expected)
+    return first_call
 
 
-def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S):
+def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S, first_call=None):
     """Times the checked problem; returns one result row per contestant (best variant)."""
     stats = timing.interleaved({impl.label: impl.fn for impl in problem.impls}, samples=samples,
-                               min_sample_s=min_sample_s)
+                               min_sample_s=min_sample_s, first_call=first_call)
     by_who = {}
     for impl in problem.impls:
         by_who.setdefault(impl.who, []).append(impl)
@@ -136,8 +143,8 @@ def run(selected, threads, peers, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPL
             for case, pass_ in selected:
                 log(f"{case.suite} {case.name} {pass_} ({t} thread{'s' if t > 1 else ''}) ...")
                 problem = build_problem(case, pass_, peers)
-                check_problem(case, pass_, problem)
-                new = measure(case, pass_, problem, t, peaks, samples, min_sample_s)
+                first_call = check_problem(case, pass_, problem)
+                new = measure(case, pass_, problem, t, peaks, samples, min_sample_s, first_call)
                 for note in problem.notes:
                     for r in new:
                         r.setdefault("notes", []).append(note)

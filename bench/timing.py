@@ -73,16 +73,18 @@ def _timed(fn, reps, clock):
     return (clock() - start) / reps
 
 
-def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.perf_counter):
+def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.perf_counter, first_call=None):
     """Times every callable of `fns` (name -> zero-argument callable) interleaved; returns
-    name -> Stats of seconds per call. At least `samples` samples each."""
+    name -> Stats of seconds per call. At least `samples` samples each. `first_call` (name ->
+    seconds) gives calls already made (the check): one that took >= warmup_s was the warm-up."""
     if samples < 1:
         raise ValueError(f"samples: expected a positive integer, got {samples}")
     reps = {}
     for name, fn in fns.items():
         # Warm up (caches, page faults, lazy initialization) and calibrate from the last call.
-        spent, calls, last = 0.0, 0, 0.0
-        while calls < 1 or (spent < warmup_s and calls < 50):
+        last = (first_call or {}).get(name, 0.0)
+        spent, calls = last, int(last > 0)
+        while calls < 1 or (spent < warmup_s and calls < 1000):
             last = _timed(fn, 1, clock)
             spent += last
             calls += 1

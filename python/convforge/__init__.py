@@ -14,6 +14,8 @@ from .functional import (
     max_pool2d,
     max_pool2d_backward,
 )
+from . import nn, optim  # noqa: E402  (the layers build on the functional API above)
+from ._summary import summary  # noqa: E402
 
 try:
     __version__ = _metadata.version("convforge")
@@ -32,7 +34,10 @@ __all__ = [
     "matmul",
     "max_pool2d",
     "max_pool2d_backward",
+    "nn",
+    "optim",
     "set_num_threads",
+    "summary",
 ]
 
 

@@ -1,0 +1,236 @@
+"""Module: the base of every layer, shaped like ``torch.nn.Module`` but with an explicit
+backward pass instead of autograd."""
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .parameter import Parameter
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _addindent(text, spaces):
+    lines = text.split("\n")
+    if len(lines) == 1:
+        return text
+    return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
+
+
+class Module:
+    """Base class of layers and models.
+
+    A subclass assigns its parameters (:class:`Parameter`) and sub-modules as attributes and
+    implements ``forward(x)``, which keeps what the gradient needs, and
+    ``backward(grad_output, need_input_grad=True)``, which accumulates its parameters' gradients
+    into ``.grad`` and returns the gradient with respect to ``x`` (``None`` when
+    ``need_input_grad`` is false and skipping it saves work). ``output_shape(input_shape)``
+    gives the output shape without computing anything (used by :func:`convforge.summary`).
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_parameters")
+        modules = self.__dict__.get("_modules")
+        if isinstance(value, (Parameter, Module)) and params is None:
+            raise AttributeError("cannot assign parameters or modules before Module.__init__() call")
+        if params is not None:
+            params.pop(name, None)
+            modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        elif value is None and params is not None and name in ("weight", "bias"):
+            params[name] = None
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        if "_parameters" in d and name in d["_parameters"]:
+            return d["_parameters"][name]
+        if "_modules" in d and name in d["_modules"]:
+            return d["_modules"][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        if name in self._parameters:
+            del self._parameters[name]
+        elif name in self._modules:
+            del self._modules[name]
+        else:
+            object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"param: expected a Parameter or None, got {type(param).__name__}")
+        self._parameters[name] = param
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"module: expected a Module or None, got {type(module).__name__}")
+        self._modules[str(name)] = module
+
+    register_module = add_module
+
+    # ------------------------------------------------------------------ traversal
+    def named_children(self):
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self):
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, module in self.named_children():
+            yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix="", recurse=True):
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, param in module._parameters.items():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), param
+
+    def parameters(self, recurse=True):
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def apply(self, fn):
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # ------------------------------------------------------------------ modes and state
+    def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"mode: expected a bool, got {mode!r}")
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for param in self.parameters():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:
+                param.grad[...] = 0
+
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """An ordered dict of parameter name -> array (live views, as torch returns)."""
+        destination = OrderedDict() if destination is None else destination
+        for name, module in self.named_modules(prefix.rstrip(".")):
+            for pname, param in module._parameters.items():
+                if param is not None:
+                    destination[f"{name}.{pname}" if name else pname] = param if keep_vars else param.data
+        return destination
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays into this module's parameters (in place, so optimisers keep working).
+        Shapes must match; values are cast to each parameter's dtype."""
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict and (missing or unexpected):
+            if missing:
+                errors.append(f"missing keys {missing}")
+            if unexpected:
+                errors.append(f"unexpected keys {unexpected}")
+        for key, param in own.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            value = value.data if isinstance(value, Parameter) else np.asarray(value)
+            if value.shape != param.shape:
+                errors.append(f"{key}: expected shape {param.shape}, got {value.shape}")
+            elif value.dtype.kind not in "fiub":
+                errors.append(f"{key}: expected a numeric array, got dtype {value.dtype}")
+        if errors:
+            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(errors))
+        for key, param in own.items():
+            if key in state_dict:
+                value = state_dict[key]
+                np.copyto(param.data, value.data if isinstance(value, Parameter) else value, casting="unsafe")
+        return IncompatibleKeys(missing, unexpected)
+
+    def to(self, dtype):
+        """Convert every parameter to ``dtype`` (float32 or float64); gradients are dropped."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
+        for param in self.parameters():
+            if param.data.dtype != dtype:
+                param.data = param.data.astype(dtype)
+                param.grad = None
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    # ------------------------------------------------------------------ computation
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
+
+    def backward(self, grad_output, need_input_grad=True):
+        raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"backward\" function")
+
+    def output_shape(self, input_shape):
+        """The output shape for an input of ``input_shape`` (batch included). This default runs
+        ``forward`` on zeros; layers override it to avoid the computation."""
+        dtype = next(iter(self.parameters()), None)
+        dtype = np.float32 if dtype is None else dtype.dtype
+        was_training = self.training
+        self.eval()
+        try:
+            return tuple(np.shape(self.forward(np.zeros(input_shape, dtype))))
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self):
+        return ""
+
+    def _get_name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        lines = [line for line in self.extra_repr().split("\n") if line]
+        for name, module in self._modules.items():
+            lines.append(f"({name}): " + _addindent(repr(module), 2))
+        if not self._modules:
+            return f"{self._get_name()}({self.extra_repr()})"
+        return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules))

@@ -1,0 +1,149 @@
+"""The main job: ``convforge train`` end to end on a tiny budget, its errors, reproducibility,
+save/load; a short training run lowers the loss; ``convforge summary`` counts."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import convforge
+import convforge.nn as nn
+from convforge import cli, data, models, optim
+from convforge import summary
+from test_data import write_mnist
+
+TINY = ["train", "--epochs", "1", "--limit", "64", "--batch-size", "16", "--no-progress", "--threads", "1"]
+
+
+def run_cli(*argv):
+    """``python -m convforge ...`` in a subprocess (the same package as the tests import)."""
+    env = dict(os.environ)
+    package_parent = os.path.dirname(os.path.dirname(convforge.__file__))
+    env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "convforge", *argv], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def figures(text):
+    """The accuracy and loss figures of a run (times excluded: they vary)."""
+    return re.findall(r"(?:loss|accuracy:|train|test) (\d+\.\d+)", text)
+
+
+def test_train_end_to_end_subprocess(tmp_path):
+    result = run_cli(*TINY, "--save", str(tmp_path / "m.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = result.stdout
+    assert "lenet on digits (64 train / 64 test" in out
+    assert re.search(r"train accuracy: \d+\.\d\d %\s+test accuracy: \d+\.\d\d %", out)
+    assert re.search(r"time per epoch: \d+\.\d\d s\s+training speed: [\d,]+ samples/s", out)
+    assert (tmp_path / "m.npz").exists()
+
+
+def test_train_is_reproducible_and_load_resumes(tmp_path, capsys):
+    assert cli.main([*TINY, "--seed", "3", "--save", str(tmp_path / "a.npz")]) == 0
+    first = capsys.readouterr().out
+    assert cli.main([*TINY, "--seed", "3", "--optimizer", "sgd"]) == 0
+    second = capsys.readouterr().out
+    assert figures(first) and figures(first) == figures(second)
+    # --epochs 0 with --load evaluates the saved model: the same final accuracies
+    assert cli.main([*TINY[:2], "0", *TINY[3:], "--load", str(tmp_path / "a.npz")]) == 0
+    evaluated = capsys.readouterr().out
+    final = re.compile(r"train accuracy: .*")
+    assert final.search(evaluated).group() == final.search(first).group()
+
+
+def test_train_adam_and_vgg_small(capsys):
+    assert cli.main([*TINY, "--optimizer", "adam", "--model", "vgg-small", "--limit", "16", "--lr", "0.001"]) == 0
+    out = capsys.readouterr().out
+    assert "vgg-small on digits (16 train / 16 test" in out and "adam lr=0.001" in out
+
+
+def test_train_on_mnist_files(tmp_path, capsys):
+    directory = write_mnist(tmp_path / "mnist", n_train=20, n_test=8)
+    assert cli.main([*TINY, "--data", f"mnist:{directory}"]) == 0
+    assert "(20 train / 8 test, 1x32x32)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--data", "mnist:/nonexistent/dir"], "no such directory"),
+    (["--data", "mnist:{tmp}"], "missing train-images-idx3-ubyte"),
+    (["--data", "mnist:{tmp}/bad"], "truncated IDX file"),
+    (["--load", "{tmp}/garbage.npz"], "not a .npz archive"),
+    (["--load", "{tmp}/other.npz"], "missing keys"),
+    (["--data", "cifar"], "expected 'digits' or 'mnist:DIR'"),
+])
+def test_train_errors_are_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "garbage.npz").write_bytes(b"garbage")
+    nn.save({"w": np.zeros(3, np.float32)}, tmp_path / "other.npz")
+    bad = write_mnist(tmp_path / "bad", gz=False)
+    (bad / "t10k-images-idx3-ubyte").write_bytes((bad / "t10k-images-idx3-ubyte").read_bytes()[:100])
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert cli.main([*TINY, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("convforge train: error:") and message in err
+
+
+def test_missing_data_dir_subprocess_exit_code():
+    result = run_cli("train", "--data", "mnist:/nonexistent/dir")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "no such directory" in result.stderr
+
+
+def test_bad_options_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--epochs", "-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--model", "resnet"])
+
+
+def test_short_training_run_lowers_the_loss():
+    dataset = data.load_digits().limit(96)
+    nn.manual_seed(0)
+    model = models.lenet5()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    def full_loss():
+        model.eval()
+        value = float(criterion(model(dataset.train_images), dataset.train_labels))
+        model.train()
+        return value
+
+    before = full_loss()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        order = rng.permutation(96)
+        for start in range(0, 96, 16):
+            batch = order[start:start + 16]
+            optimizer.zero_grad()
+            criterion(model(dataset.train_images[batch]), dataset.train_labels[batch])
+            model.backward(criterion.backward(), need_input_grad=False)
+            optimizer.step()
+    after = full_loss()
+    assert after < 0.9 * before, (before, after)  # 2.30 -> ~1.8 in these 18 steps
+
+
+def test_summary_counts(capsys):
+    assert summary(nn.Conv2d(3, 18, 5), (3, 32, 32), print_summary=False).total_params == 1368
+    lenet = summary(models.lenet5(), (1, 32, 32))
+    out = capsys.readouterr().out
+    assert lenet.total_params == 61706 and "61,706" in out and "Total params" in out
+    assert [r.output_shape for r in lenet.rows][:3] == [(1, 6, 28, 28)] * 2 + [(1, 6, 14, 14)]
+    assert "Total params: 61,706" in str(lenet)  # the plain-text table, used without rich
+    vgg = summary(models.vgg16(), (3, 224, 224), print_summary=False)
+    assert vgg.total_params == 138_357_544 and vgg.output_shape == (1, 1000)
+    assert list(vgg.rows[0].output_shape) == [1, 64, 224, 224]
+    assert abs(vgg.param_bytes / 2**20 - 527.79) < 0.01  # as torchsummary reports VGG-16
+
+
+def test_summary_command(capsys):
+    assert cli.main(["summary", "--model", "vgg-small"]) == 0
+    assert "Total params" in capsys.readouterr().out
+    assert cli.main(["info"]) == 0
+    assert "isa:" in capsys.readouterr().out
