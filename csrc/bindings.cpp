@@ -95,10 +95,14 @@ static void require_output(const View& out, const View& like, const std::vector<
 static std::pair<int64_t, bool> gemm_layout(const View& v) {
   const int64_t rows = v.shape[0], cols = v.shape[1];
   if (rows == 0 || cols == 0) return {std::max<int64_t>(cols, 1), false};  // nothing is read
-  if (v.strides[1] == 1 || cols == 1) return {std::max<int64_t>({v.strides[0], cols, 1}), false};
-  if (v.strides[0] == 1 || rows == 1) return {std::max<int64_t>({v.strides[1], rows, 1}), true};
-  CHECK(false, v.name, ": expected unit stride along one axis, got strides (", v.strides[0], ", ",
-        v.strides[1], ") in elements");
+  // The leading dimension must step over a whole row (column): negative, zero or overlapping
+  // strides would make the kernel read outside the array.
+  if ((v.strides[1] == 1 || cols == 1) && (rows == 1 || v.strides[0] >= cols))
+    return {std::max<int64_t>({v.strides[0], cols, 1}), false};
+  if ((v.strides[0] == 1 || rows == 1) && (cols == 1 || v.strides[1] >= rows))
+    return {std::max<int64_t>({v.strides[1], rows, 1}), true};
+  CHECK(false, v.name, ": expected unit stride along one axis and a leading stride at least the "
+        "other axis's size, got strides (", v.strides[0], ", ", v.strides[1], ") in elements");
   return {0, false};
 }
 
@@ -131,8 +135,9 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   out.require_writable();
   out.require_disjoint(a);
   out.require_disjoint(b);
-  CHECK(out.strides[1] == 1 || n <= 1 || m == 0, "out: expected unit stride along columns, got ",
-        out.strides[1]);
+  CHECK(m == 0 || n == 0 || ((out.strides[1] == 1 || n == 1) && (m == 1 || out.strides[0] >= n)),
+        "out: expected unit stride along columns and a row stride of at least ", n,
+        ", got strides (", out.strides[0], ", ", out.strides[1], ") in elements");
   if (c) {
     c->require_ndim(2);
     c->require_dtype(a.dtype);
@@ -157,6 +162,15 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   gemm(p);
 }
 
+// Kernel sizes, strides, paddings and dilations are at most 2^31 - 1, so that the size and index
+// arithmetic (in + 2 * pad - dilation * (kernel - 1), ...) cannot overflow int64.
+constexpr int64_t kMaxWindowParam = (int64_t{1} << 31) - 1;
+template <size_t N>
+static void require_window_param(const char* name, const std::array<int64_t, N>& values) {
+  for (int64_t v : values)
+    CHECK(v <= kMaxWindowParam, name, ": expected values at most ", kMaxWindowParam, ", got ", v);
+}
+
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
@@ -170,6 +184,10 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
   weight.require_same_device(input);
   weight.require_contiguous();
   CHECK(groups > 0, "groups: expected a positive integer, got ", groups);
+  require_window_param("weight", Pair{weight.shape[2], weight.shape[3]});
+  require_window_param("stride", stride);
+  require_window_param("padding", padding);
+  require_window_param("dilation", dilation);
   Conv2dParams p;
   p.dtype = input.dtype;
   p.device = input.device;
@@ -255,6 +273,9 @@ static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pai
         stride[1], ")");
   CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation: expected positive values, got (",
         dilation[0], ", ", dilation[1], ")");
+  require_window_param("kernel_size", kernel);
+  require_window_param("stride", stride);
+  require_window_param("dilation", dilation);
   CHECK(padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] &&
             2 * padding[1] <= kernel[1],
         "padding: expected non-negative values at most half the kernel size (", kernel[0] / 2,
@@ -419,11 +440,19 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("conv2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Quad padding, Pair dilation) {
+          require_window_param("weight", kernel);
+          require_window_param("stride", stride);
+          require_window_param("padding", padding);
+          require_window_param("dilation", dilation);
           return Pair{conv_out_size(h, kernel[0], stride[0], padding[0], padding[1], dilation[0]),
                       conv_out_size(w, kernel[1], stride[1], padding[2], padding[3], dilation[1])};
         });
   m.def("pool2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+          require_window_param("kernel_size", kernel);
+          require_window_param("stride", stride);
+          require_window_param("padding", padding);
+          require_window_param("dilation", dilation);
           return Pair{pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
                       pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)};
         });

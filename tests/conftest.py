@@ -27,3 +27,20 @@ def backend(request):
     'cuda-emulated'. Keep shapes small in tests that use it: emulation is slow."""
     with convforge.host_backend(request.param):
         yield request.param
+
+
+# ----------------------------------------------------------------------------------------------
+# Hypothesis profiles (tests/test_fuzz.py, tests/test_hostile_files.py). The default, "ci", is
+# bounded and derandomized so CI is reproducible; select another with --hypothesis-profile=NAME:
+# "long" explores thousands of cases per op with a fresh seed, "sanitize" is the small run under
+# AddressSanitizer (tools/sanitize.sh). Test files scale max_examples per test from the profile.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
+                          suppress_health_check=_slow_ok, print_blob=True)
+settings.register_profile("long", max_examples=4000, deadline=None,
+                          suppress_health_check=_slow_ok, print_blob=True)
+settings.register_profile("sanitize", max_examples=40, deadline=None, derandomize=True,
+                          suppress_health_check=_slow_ok, print_blob=True)
+settings.load_profile("ci")  # --hypothesis-profile overrides this after conftest is imported
