@@ -193,6 +193,21 @@ def test_bad_input_names_the_argument():
         ct.conv2d(torch.zeros(1, 2, 4, 4), torch.zeros(3, 1, 3, 3))
 
 
+@pytest.mark.skipif(not (torch.cuda.is_available() and convforge.info()["cuda_devices"] > 0),
+                    reason="no CUDA device on this machine")
+def test_cuda_tensors_run_on_the_cuda_kernels():
+    model, x = make("resnet", torch.float32)
+    cpu = outputs_and_grads(ct.use(model), x)
+    model.cuda()
+    assert ct._array(next(model.parameters())).is_cuda  # handed over as a CUDA tensor, no copy
+    gpu = outputs_and_grads(model, x.cuda())
+    assert all(m.convforge_fallback is None for m in model.modules() if isinstance(m, SWAPPED))
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+    for name in cpu[2]:
+        torch.testing.assert_close(gpu[2][name].cpu(), cpu[2][name])
+
+
 # ----------------------------------------------------------------------------------------------
 # opcheck and gradcheck on every op
 

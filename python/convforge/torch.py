@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _C
+from ._arrays import kernels
 from ._args import pair, positive_pair
 from .functional import _conv_padding
 
@@ -70,29 +71,8 @@ _INFO = _C.info()
 _DEVICES = ("cpu", "cuda") if _INFO["cuda_built"] and _INFO.get("cuda_devices", 0) > 0 else ("cpu",)
 
 # ----------------------------------------------------------------------------------------------
-# Tensors -> kernel arrays, without copies
-
-
-class _CudaArray:
-    """A CUDA tensor seen through ``__cuda_array_interface__`` (v3), with torch's current stream
-    so the kernels are ordered after the work torch has queued."""
-
-    __slots__ = ("__cuda_array_interface__", "_tensor")
-
-    def __init__(self, tensor):
-        self._tensor = tensor  # keeps the memory alive for as long as the kernel sees it
-        stream = torch.cuda.current_stream(tensor.device).cuda_stream
-        self.__cuda_array_interface__ = {
-            "shape": tuple(tensor.shape),
-            "typestr": _TYPESTR.get(tensor.dtype, "|V0"),
-            "data": (tensor.data_ptr(), False),
-            "strides": tuple(s * tensor.element_size() for s in tensor.stride()),
-            "version": 3,
-            "stream": stream if stream != 0 else 1,  # 1: the legacy default stream
-        }
-
-
-_TYPESTR = {torch.float32: "<f4", torch.float64: "<f8", torch.int64: "<i8"}
+# Tensors -> kernel arrays, without copies. `kernels` is the compiled module with each call made
+# on the device and current stream of its CUDA arguments.
 
 
 def _array(tensor):
@@ -102,7 +82,7 @@ def _array(tensor):
     if tensor.device.type == "cuda":
         if "cuda" not in _DEVICES:
             raise TypeError(f"this convforge build has no CUDA kernels or no GPU for {tensor.device} tensors")
-        return _CudaArray(tensor.detach())
+        return tensor.detach()  # read through its __cuda_array_interface__
     raise TypeError(f"convforge runs on CPU and CUDA tensors, got a tensor on {tensor.device}")
 
 
@@ -176,7 +156,7 @@ def _conv2d_op(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Se
     weight = _contiguous(weight, "conv2d", "weight")
     bias = None if bias is None else _contiguous(bias, "conv2d", "bias")
     output = _empty(input, _conv_shape(input, weight, stride, padding, dilation))
-    _C.conv2d_forward(_array(input), _array(weight), None if bias is None else _array(bias),
+    kernels.conv2d_forward(_array(input), _array(weight), None if bias is None else _array(bias),
                       _array(output), tuple(stride), tuple(padding), tuple(dilation), groups)
     return output
 
@@ -196,7 +176,7 @@ def _conv2d_backward_op(grad_output: Tensor, input: Tensor, weight: Tensor, stri
     weight = _contiguous(weight, "conv2d_backward", "weight")
     grads = [_empty(input, shape) if want else None
              for want, shape in zip(output_mask, (input.shape, weight.shape, (weight.shape[0],)))]
-    _C.conv2d_backward(_array(grad_output), _array(input), _array(weight),
+    kernels.conv2d_backward(_array(grad_output), _array(input), _array(weight),
                        *(None if g is None else _array(g) for g in grads),
                        tuple(stride), tuple(padding), tuple(dilation), groups)
     return tuple(_no_grad(input) if g is None else g for g in grads)
@@ -284,7 +264,7 @@ def _max_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[i
     input = _contiguous(input, "max_pool2d_with_indices", "input")
     shape = _pool_shape(input, kernel_size, stride, padding, dilation, ceil_mode)
     output, indices = _empty(input, shape), _empty(input, shape, torch.int64)
-    _C.max_pool2d_forward(_array(input), _array(output), _array(indices), tuple(kernel_size),
+    kernels.max_pool2d_forward(_array(input), _array(output), _array(indices), tuple(kernel_size),
                           tuple(stride), tuple(padding), tuple(dilation), ceil_mode)
     return output, indices
 
@@ -303,7 +283,7 @@ def _max_pool2d_backward_op(grad_output: Tensor, input: Tensor, indices: Tensor,
     grad_output = _contiguous(grad_output, "max_pool2d_backward", "grad_output")
     indices = _contiguous(indices, "max_pool2d_backward", "indices")
     grad_input = _empty(input, input.shape)  # input only supplies the shape
-    _C.max_pool2d_backward(_array(grad_output), _array(indices), _array(grad_input),
+    kernels.max_pool2d_backward(_array(grad_output), _array(indices), _array(grad_input),
                            tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
                            ceil_mode)
     return grad_input
@@ -374,7 +354,7 @@ def _avg_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[i
                    divisor_override: Optional[int]) -> Tensor:
     input = _contiguous(input, "avg_pool2d", "input")
     output = _empty(input, _pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode))
-    _C.avg_pool2d_forward(_array(input), _array(output), tuple(kernel_size), tuple(stride),
+    kernels.avg_pool2d_forward(_array(input), _array(output), tuple(kernel_size), tuple(stride),
                           tuple(padding), ceil_mode, count_include_pad, divisor_override)
     return output
 
@@ -390,7 +370,7 @@ def _avg_pool2d_backward_op(grad_output: Tensor, input: Tensor, kernel_size: Seq
                             count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
     grad_output = _contiguous(grad_output, "avg_pool2d_backward", "grad_output")
     grad_input = _empty(input, input.shape)  # input only supplies the shape
-    _C.avg_pool2d_backward(_array(grad_output), _array(grad_input), tuple(kernel_size),
+    kernels.avg_pool2d_backward(_array(grad_output), _array(grad_input), tuple(kernel_size),
                            tuple(stride), tuple(padding), ceil_mode, count_include_pad,
                            divisor_override)
     return grad_input
@@ -444,7 +424,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def _gemm(a, b, out, *, c=None, beta=0.0, trans_a=False, trans_b=False):
     if out.numel() == 0:
         return
-    _C.gemm(_array(a), _array(b), None if c is None else _array(c), _array(out), 1.0, beta,
+    kernels.gemm(_array(a), _array(b), None if c is None else _array(c), _array(out), 1.0, beta,
             trans_a, trans_b)
 
 
