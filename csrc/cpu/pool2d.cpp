@@ -47,6 +47,9 @@ struct Scalar {
   static I add_i(I a, int64_t k) { return a + k; }
   static void store_idx(int64_t* p, I v) { *p = v; }
   static C cand(int64_t start, int64_t) { return start; }
+  static constexpr bool narrow_indices = false;
+  static void narrow(const int64_t*, int32_t*, int64_t) {}
+  static M eq(const int32_t*, I) { return M(); }
   static M eq(const int64_t* p, C c) { return *p == c; }
   static V add_masked(V acc, M m, V v) { return m ? acc + v : acc; }
   static I count(I cnt, M m) { return cnt + m; }

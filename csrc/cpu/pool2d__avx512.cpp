@@ -1,6 +1,9 @@
 // Pooling with AVX-512 (F, BW, DQ, VL): the kernels of pool2d_impl.h on 16 floats / 8 doubles.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "cpu/pool2d_impl.h"
 
 namespace convforge::cpu {
@@ -60,6 +63,15 @@ struct F32 {
     const __m512i lo = _mm512_add_epi64(_mm512_set1_epi64(start), _mm512_mullo_epi64(l, _mm512_set1_epi64(step)));
     return {lo, _mm512_add_epi64(lo, _mm512_set1_epi64(8 * step))};
   }
+  static constexpr bool narrow_indices = true;
+  static void narrow(const int64_t* src, int32_t* dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtsepi64_epi32(_mm512_loadu_si512(src + i)));
+    for (; i < n; ++i)
+      dst[i] = int32_t(std::clamp<int64_t>(src[i], INT32_MIN, INT32_MAX));
+  }
+  static M eq(const int32_t* p, I c) { return _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(p), c); }
   static M eq(const int64_t* p, const C& c) {
     const __mmask8 lo = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), c.lo);
     const __mmask8 hi = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p + 8), c.hi);
@@ -113,6 +125,9 @@ struct F64 {
   static I add_i(I a, int64_t k) { return _mm512_add_epi64(a, _mm512_set1_epi64(k)); }
   static void store_idx(int64_t* p, I v) { _mm512_storeu_si512(p, v); }
   static C cand(int64_t start, int64_t step) { return iota(start, step); }
+  static constexpr bool narrow_indices = false;
+  static void narrow(const int64_t*, int32_t*, int64_t) {}
+  static M eq(const int32_t*, I) { return 0; }
   static M eq(const int64_t* p, C c) { return _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), c); }
   static V add_masked(V acc, M m, V v) { return _mm512_mask_add_pd(acc, m, acc, v); }
   static I count(I cnt, M m) { return _mm512_mask_sub_epi64(cnt, m, cnt, _mm512_set1_epi64(-1)); }

@@ -22,6 +22,8 @@
 //   cand(s, k)          C lanes s + k*l;   eq(p, c): int64 p[l] == c[l]
 //   add_masked(a, m, v) m ? a + v : a;     count(cnt, m): cnt + (m ? 1 : 0);  hsum(cnt)
 //   lanes_from(k)       lanes l >= k;      and_(m1, m2)
+//   narrow_indices      if true: narrow(src, dst, n) int64 -> int32 with saturation, and
+//                       eq(const int32_t* p, I c) compares them (else C and eq on int64 only)
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -261,9 +263,11 @@ struct Phases {
 };
 
 // Max backward of one plane; returns how many (output, window position) pairs matched an index.
-template <class S, class Sh>
+// idx is the plane's int64 indices, or their copy narrowed to int32 with saturation (S::narrow:
+// one compare per lane instead of two; a saturated value never equals a position of the plane).
+template <class S, class Sh, typename X>
 inline int64_t max_backward_plane(const Geom& g, const Phases<Sh>& ph, const Cover& rows,
-                                  const Cover& cols, const typename S::T* dy, const int64_t* idx,
+                                  const Cover& cols, const typename S::T* dy, const X* idx,
                                   typename S::T* dx) {
   using T = typename S::T;
   constexpr int SW = Sh::SW;
@@ -284,8 +288,12 @@ inline int64_t max_backward_plane(const Geom& g, const Phases<Sh>& ph, const Cov
     };
     auto block = [&](int64_t j0, typename S::M fresh) {
       typename S::V acc[SW];
-      typename S::C cand[SW];
-      for (int c = 0; c < SW; ++c) acc[c] = S::zero(), cand[c] = S::cand(r * g.w + SW * j0 + c, SW);
+      auto make_cand = [](int64_t start, int64_t step) {
+        if constexpr (sizeof(X) == 4) return S::iota(start, step);
+        else return S::cand(start, step);
+      };
+      decltype(make_cand(0, 0)) cand[SW];
+      for (int c = 0; c < SW; ++c) acc[c] = S::zero(), cand[c] = make_cand(r * g.w + SW * j0 + c, SW);
       for (const int64_t* oh = oh0; oh != oh1; ++oh) {
         const int64_t o = *oh * g.ow + j0;
         for (int64_t j = kw - 1; j >= 0; --j)
@@ -414,11 +422,22 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
     const Phases<Sh> phases(g, S::N);
     const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, g.dh), cols(g.w, g.ow, g.kw, g.sw, g.pw, g.dw);
     parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
+      static thread_local std::vector<int32_t> narrow;  // per-thread workspace, reused across calls
+      // Overlapping windows compare every index several times: narrowing them first pays.
+      const bool narrowed = S::narrow_indices && Sh::vector && (g.kh > g.sh || g.kw > g.sw);
+      if (narrowed) narrow.resize(out_plane);
       for (int64_t pl = p0; pl < p1; ++pl) {
         const T* dyp = dy + pl * out_plane;
         const int64_t* ip = idx + pl * out_plane;
         T* dxp = dx + pl * in_plane;
-        if (max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, ip, dxp) == out_plane) continue;
+        int64_t matched;
+        if (narrowed) {
+          S::narrow(ip, narrow.data(), out_plane);
+          matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, narrow.data(), dxp);
+        } else {
+          matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, ip, dxp);
+        }
+        if (matched == out_plane) continue;
         std::fill(dxp, dxp + in_plane, T(0));
         for (int64_t o = 0; o < out_plane; ++o) {
           if (uint64_t(ip[o]) < uint64_t(in_plane))
