@@ -503,6 +503,23 @@ def test_torch_compile_swapped_model():
         torch.testing.assert_close(a, e)
 
 
+def test_torch_export_swapped_model():
+    """torch.export sees the convforge ops as graph nodes, with a symbolic batch size."""
+    torch.manual_seed(0)
+    model = ct.use(nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(4, 8, 3, stride=2),
+        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 3)))
+    x = tensor((2, 1, 13, 12), torch.float32)
+    batch = torch.export.Dim("batch", min=2, max=64)
+    program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+    targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert {"convforge.conv2d.default", "convforge.max_pool2d_with_indices.default",
+            "convforge.avg_pool2d.default", "convforge.linear.default"} <= targets
+    for n in (2, 5):
+        xn = tensor((n, 1, 13, 12), torch.float32, seed=n)
+        torch.testing.assert_close(program.module()(xn), model(xn), rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Data-parallel training
 
