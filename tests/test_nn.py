@@ -322,3 +322,17 @@ def test_module_api():
         nn.Conv2d(0, 3, 3)
     with pytest.raises(ValueError, match="expected 2 channels"):
         model.output_shape((1, 3, 8, 8))
+
+
+def test_attribute_registration():
+    conv = nn.Conv2d(2, 3, 1, bias=False)
+    assert conv.bias is None and list(conv.state_dict()) == ["weight"]
+    with pytest.raises(TypeError, match="cannot assign ndarray as parameter 'weight'"):
+        conv.weight = np.zeros((3, 2, 1, 1), np.float32)
+    conv.weight = nn.Parameter(np.ones((3, 2, 1, 1), np.float32))
+    assert np.array_equal(conv.state_dict()["weight"], np.ones((3, 2, 1, 1)))
+    model = nn.Sequential(conv, nn.ReLU())
+    model.extra = nn.Linear(2, 2)
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "extra.weight", "extra.bias"]
+    model.extra = None
+    assert [n for n, _ in model.named_parameters()] == ["0.weight"] and model.extra is None

@@ -405,6 +405,14 @@ void forward(const Conv2dParams& p, const void* input, const void* weight, const
 }
 
 template <typename T>
+void launch_bwd_input_large(const Conv2dParams& p, const ConvShape& s, gptr<const T> dy, gptr<const T> w, gptr<T> dx,
+                            int64_t cols) {
+  if constexpr (sizeof(T) == 4)  // float64 always uses 64x64 tiles
+    CF_LAUNCH((conv2d_bwd_input_implicit_gemm_kernel<Tile128, T>), tile_grid<Tile128>(s.cig, cols, s.groups),
+              dim3(Tile128::THREADS), 0, p.stream, s, dy, w, dx);
+}
+
+template <typename T>
 void backward(const Conv2dParams& p, const void* grad_output, const void* input, const void* weight,
               void* grad_input, void* grad_weight, void* grad_bias) {
   const ConvShape s = conv_shape(p);
@@ -418,12 +426,13 @@ void backward(const Conv2dParams& p, const void* grad_output, const void* input,
   if (grad_input) {
     auto dx = device_array(static_cast<T*>(grad_input), n.x, "grad_input");
     const int64_t cols = int64_t(s.n) * s.h * s.w;
+    bool large = false;
+    if constexpr (sizeof(T) == 4) large = large_tiles<T>(s.cig, cols);
     if (depthwise(s))
       CF_LAUNCH(conv2d_depthwise_bwd_input_kernel<T>, dim3(unsigned(ceil_div(n.x, kThreads))), dim3(kThreads), 0,
                 p.stream, s, dy, w, dx);
-    else if (large_tiles<T>(s.cig, cols))
-      CF_LAUNCH((conv2d_bwd_input_implicit_gemm_kernel<Tile128, T>), tile_grid<Tile128>(s.cig, cols, s.groups),
-                dim3(Tile128::THREADS), 0, p.stream, s, dy, w, dx);
+    else if (large)
+      launch_bwd_input_large(p, s, dy, w, dx, cols);
     else
       CF_LAUNCH((conv2d_bwd_input_implicit_gemm_kernel<Tile64, T>), tile_grid<Tile64>(s.cig, cols, s.groups),
                 dim3(Tile64::THREADS), 0, p.stream, s, dy, w, dx);

@@ -139,6 +139,10 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    def end_epoch(self):
+        if self.bar is not None:  # the epoch's summary line replaces its bar
+            self.bar.remove_task(self.task)
+
     def start_epoch(self, label, total):
         if self.bar is not None:
             self.task = self.bar.add_task("", total=total, epoch=label, loss=float("nan"), rate=0.0)
@@ -216,6 +220,7 @@ def train_command(args):
             if not np.isfinite(loss_sum):
                 raise UsageError(f"the loss diverged at epoch {epoch}; try a smaller --lr")
             scheduler.step()
+            progress.end_epoch()
             test_acc = _accuracy(model, dataset.test_images, dataset.test_labels)
             progress.log(f"epoch {epoch}/{args.epochs}  loss {loss_sum / seen:.4f}  train {100.0 * correct / seen:.2f} %"
                          f"  test {test_acc:.2f} %  {elapsed:.2f} s  {seen / elapsed:,.0f} samples/s")
