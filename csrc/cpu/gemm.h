@@ -41,6 +41,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "core/isa.h"
 #include "core/parallel.h"
@@ -56,7 +62,7 @@ template <typename T>
 struct GemmKernel {
   GemmUkernel<T> ukernel = nullptr;
   int64_t mr = 1, nr = 1;  // register tile
-  int64_t kc = 1;          // depth of a packed block: the kc x nr B panel stays in L1
+  int64_t kc = 1;          // depth of a packed block (the k loop of one microkernel call)
   int64_t mc = 1;          // rows of the packed A block (mc x kc): sized for L2
   int64_t nc = 1;          // columns of the packed B block (kc x nc): sized for L3
   const char* name = "";
@@ -97,6 +103,58 @@ void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, i
 
 namespace detail {
 
+// dst[p*W + j] = s[j*js + p] for j < w, p < kc: the transposing copy (A row-major, B transposed).
+// 4x4 (float) or 2x2 (double) register transposes of the baseline SSE2.
+template <int W, typename T>
+inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; j + 4 <= w; j += 4) {
+      const float *r0 = s + j * js, *r1 = r0 + js, *r2 = r1 + js, *r3 = r2 + js;
+      int64_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
+        __m128 x2 = _mm_loadu_ps(r2 + p), x3 = _mm_loadu_ps(r3 + p);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_storeu_ps(dst + (p + 0) * W + j, x0);
+        _mm_storeu_ps(dst + (p + 1) * W + j, x1);
+        _mm_storeu_ps(dst + (p + 2) * W + j, x2);
+        _mm_storeu_ps(dst + (p + 3) * W + j, x3);
+      }
+      for (; p < kc; ++p)
+        for (int q = 0; q < 4; ++q) dst[p * W + j + q] = s[(j + q) * js + p];
+    }
+    for (; j + 2 <= w; j += 2) {
+      const float *r0 = s + j * js, *r1 = r0 + js;
+      int64_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
+        const __m128 lo = _mm_unpacklo_ps(x0, x1), hi = _mm_unpackhi_ps(x0, x1);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 0) * W + j), lo);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 1) * W + j), lo);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 2) * W + j), hi);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 3) * W + j), hi);
+      }
+      for (; p < kc; ++p) dst[p * W + j] = r0[p], dst[p * W + j + 1] = r1[p];
+    }
+  } else if constexpr (std::is_same_v<T, double>) {
+    for (; j + 2 <= w; j += 2) {
+      const double *r0 = s + j * js, *r1 = r0 + js;
+      int64_t p = 0;
+      for (; p + 2 <= kc; p += 2) {
+        const __m128d x0 = _mm_loadu_pd(r0 + p), x1 = _mm_loadu_pd(r1 + p);
+        _mm_storeu_pd(dst + (p + 0) * W + j, _mm_unpacklo_pd(x0, x1));
+        _mm_storeu_pd(dst + (p + 1) * W + j, _mm_unpackhi_pd(x0, x1));
+      }
+      for (; p < kc; ++p) dst[p * W + j] = r0[p], dst[p * W + j + 1] = r1[p];
+    }
+  }
+#endif
+  for (; j < w; ++j)
+    for (int64_t p = 0; p < kc; ++p) dst[p * W + j] = s[j * js + p];
+}
+
 // dst[p*W + j] = src(p, j) for p < kc, j < w (w <= W), zero for j >= w. src(p, j) = s[p*ps + j*js].
 template <int W, typename T>
 inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w, T* dst) {
@@ -107,8 +165,7 @@ inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w
     if (w < W)
       for (int64_t p = 0; p < kc; ++p)
         for (int j = int(w); j < W; ++j) dst[p * W + j] = T(0);
-    for (int64_t j = 0; j < w; ++j)
-      for (int64_t p = 0; p < kc; ++p) dst[p * W + j] = s[j * js + p];
+    pack_transpose<W>(s, js, kc, w, dst);
   } else {
     for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {
       for (int64_t j = 0; j < w; ++j) dst[j] = s[j * js];
