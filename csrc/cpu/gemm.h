@@ -34,7 +34,8 @@
 //     K, so the result is bitwise identical for every thread count.
 //   - epilogue(c_tile, ldc, i, j, m, n) runs once per finished m x n tile of C at row i, column j,
 //     after its last k-block, while the tile is still in cache (e.g. bias + activation).
-//   Per-thread packing buffers come from gemm_workspace() slots 0 and 1 (reused, grown on
+//   Threads splitting M pack one shared B block together (each packs some of its panels).
+//   Packing buffers come from gemm_workspace() slots 0 and 1 (per thread, reused, grown on
 //   demand); callers may use slots 2 and 3 for their own per-thread scratch.
 #pragma once
 #include <algorithm>
@@ -234,18 +235,36 @@ struct NoEpilogue {
 namespace detail {
 
 inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+template <typename T>
+int64_t block_kc(const GemmKernel<T>& kern, int64_t k) { return std::max<int64_t>(1, std::min(kern.kc, k)); }
+template <typename T>
+int64_t block_nc(const GemmKernel<T>& kern, int64_t n) { return std::min(kern.nc, round_up(n, kern.nr)); }
 
-// One thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C.
+inline void team_barrier() {
+#if defined(CONVFORGE_OPENMP)
+#pragma omp barrier
+#endif
+}
+
+// The threads that split M share one packed B block: each packs 1/size of its panels into
+// b_shared, then all compute from all of it. size == 1: a thread packs B alone, into its own buffer.
+struct Team {
+  int index = 0, size = 1;
+  void* b_shared = nullptr;
+};
+
+// One thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C. Every member of a
+// team runs the same jc/pc loops (and so meets the same barriers), even with no rows of its own.
 template <typename T, typename PackA, typename PackB, typename Epilogue>
 void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64_t j_begin,
                 int64_t j_end, int64_t k, T alpha, const PackA& pack_a, const PackB& pack_b,
-                T beta, T* c, int64_t ldc, const Epilogue& epilogue) {
+                T beta, T* c, int64_t ldc, const Epilogue& epilogue, const Team& team) {
   const int64_t MR = kern.mr, NR = kern.nr;
-  const int64_t KC = std::max<int64_t>(1, std::min(kern.kc, k));
-  const int64_t MC = std::min(kern.mc, round_up(i_end - i_begin, MR));
-  const int64_t NC = std::min(kern.nc, round_up(j_end - j_begin, NR));
+  const int64_t KC = block_kc(kern, k), NC = block_nc(kern, j_end - j_begin);
+  const int64_t MC = std::min(kern.mc, round_up(std::max<int64_t>(i_end - i_begin, 1), MR));
   T* a_buf = static_cast<T*>(gemm_workspace(0, sizeof(T) * MC * KC));
-  T* b_buf = static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
+  T* b_buf = team.size > 1 ? static_cast<T*>(team.b_shared)
+                           : static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
   const auto ukernel = kern.ukernel;
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
@@ -254,7 +273,14 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
       const int64_t kc = std::min(KC, k - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
       const bool last = pc + kc >= k;
-      pack_b(pc, kc, jc, nc, NR, b_buf);
+      if (team.size == 1) {
+        pack_b(pc, kc, jc, nc, NR, b_buf);
+      } else {
+        const int64_t panels = (nc + NR - 1) / NR;
+        const int64_t q0 = panels * team.index / team.size, q1 = panels * (team.index + 1) / team.size;
+        if (q0 < q1) pack_b(pc, kc, jc + q0 * NR, std::min(nc, q1 * NR) - q0 * NR, NR, b_buf + q0 * NR * kc);
+        team_barrier();  // B block complete
+      }
       for (int64_t ic = i_begin; ic < i_end; ic += MC) {
         const int64_t mc = std::min(MC, i_end - ic);
         pack_a(ic, mc, pc, kc, MR, a_buf);
@@ -269,6 +295,7 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
           }
         }
       }
+      if (team.size > 1) team_barrier();  // everyone is done with this B block
     }
   }
 }
@@ -283,17 +310,31 @@ void gemm_packed(const GemmKernel<T>& kern, int64_t m, int64_t n, int64_t k, T a
   const int64_t tiles_m = (m + kern.mr - 1) / kern.mr, tiles_n = (n + kern.nr - 1) / kern.nr;
   // Split the dimension with more tiles, at tile boundaries.
   const bool split_m = tiles_m >= tiles_n;
-  const int64_t tiles = split_m ? tiles_m : tiles_n, tile = split_m ? kern.mr : kern.nr;
+  const int64_t tiles = split_m ? tiles_m : tiles_n;
   nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
+  if (nthreads == 1) {
+    detail::gemm_block(kern, 0, m, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
+    return;
+  }
+#if defined(CONVFORGE_OPENMP)
+  if (split_m) {  // one shared B block (the calling thread's buffer), rows split
+    void* b_shared = gemm_workspace(1, sizeof(T) * detail::block_nc(kern, n) * detail::block_kc(kern, k));
+#pragma omp parallel num_threads(nthreads)
+    {
+      const detail::Team team{omp_get_thread_num(), omp_get_num_threads(), b_shared};
+      const int64_t b = std::min(tiles * team.index / team.size * kern.mr, m);
+      const int64_t e = std::min(tiles * (team.index + 1) / team.size * kern.mr, m);
+      detail::gemm_block(kern, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, team);
+    }
+    return;
+  }
+#endif
+  // Columns split: each thread packs its own columns of B (and all of the small A).
   parallel_for(nthreads, nthreads, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = std::min(tiles * t / nthreads * tile, split_m ? m : n);
-      const int64_t e = std::min(tiles * (t + 1) / nthreads * tile, split_m ? m : n);
-      if (b >= e) continue;
-      if (split_m)
-        detail::gemm_block(kern, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue);
-      else
-        detail::gemm_block(kern, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue);
+      const int64_t b = std::min(tiles * t / nthreads * kern.nr, n);
+      const int64_t e = std::min(tiles * (t + 1) / nthreads * kern.nr, n);
+      if (b < e) detail::gemm_block(kern, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
     }
   });
 }
