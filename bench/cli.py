@@ -69,6 +69,10 @@ def main(argv=None):
     err = Console(stderr=True)
     started = time.time()
     err.print(f"[dim]probing the machine (FMA peak, DRAM bandwidth) for threads {','.join(map(str, threads))}...[/]")
+    load = machine.load_average()
+    if load is not None and load > 0.5:
+        err.print(f"[yellow]warning: the machine is busy (load average {load:.1f} on {machine.os.cpu_count()} CPUs): "
+                  "expect noisy rows, and 2-thread figures below 1-thread ones[/]")
     peaks = run.effective_peaks(machine.probe(threads, quick=args.quick))
     info = machine.describe(threads, peaks=peaks)
     for t, v in peaks.items():
@@ -91,6 +95,7 @@ def main(argv=None):
                      "noisy_spread": run.timing.NOISY_SPREAD},
         **info,
         "elapsed_s": round(time.time() - started, 1),
+        "load_average_1min_after": machine.load_average(),
         "results": rows,
     }
     if args.json:

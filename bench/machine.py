@@ -87,10 +87,10 @@ def software():
 def probe(threads, quick=False):
     """thread count -> {fma_gflops, triad_gbps, copy_gbps} for the ISA path in use."""
     isa = convforge.info()["isa"]
-    seconds = 0.1 if quick else 0.3
-    repeats = 3 if quick else 6
+    seconds = 0.2 if quick else 0.5
+    repeats = 5 if quick else 10
     peaks = {}
-    for t in threads:
+    for t in sorted({1, *threads}):  # the one-thread figure is the per-core reference
         peaks[t] = {
             "isa": isa,
             "fma_gflops": _C._probe_fma_gflops(isa, t, seconds),
@@ -98,6 +98,13 @@ def probe(threads, quick=False):
             "copy_gbps": _C._probe_memory_gbps("copy", PROBE_ARRAY_BYTES, t, repeats),
         }
     return peaks
+
+
+def load_average():
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover - not on Linux
+        return None
 
 
 def describe(threads, quick=False, peaks=None):
@@ -112,6 +119,7 @@ def describe(threads, quick=False, peaks=None):
             "family": cpu["family"],
             "model_id": cpu["model_id"],
             "logical_cpus": cpu["logical_cpus"],
+            "load_average_1min": load_average(),  # other work running while the benchmark ran
             "flags": cpu["flags"],
             "peaks": {str(t): v for t, v in (peaks if peaks is not None else probe(threads, quick)).items()},
         },

@@ -117,7 +117,7 @@ def plot(rows, peers, path, title=None):
     fig, axes = plt.subplots(len(suites), 1, figsize=(10, sum(heights)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (suite, g) in zip(axes[:, 0], suites):
-        labels, ratios = [], {p: [] for p in peers}
+        labels, ratios, flags = [], {p: [] for p in peers}, []
         for (_, shape, pass_, threads), by in g.items():
             base = by.get("convforge")
             if base is None:
@@ -125,6 +125,7 @@ def plot(rows, peers, path, title=None):
             labels.append(f"{shape} {pass_} {threads}T" if pass_ != "epoch" else f"{shape} {threads}T")
             for p in peers:
                 ratios[p].append(base["ratios"].get(p))
+            flags.append(any(r["noisy"] for r in by.values()))
         present = [p for p in peers if any(v is not None for v in ratios[p])]
         bar_h = 0.8 / max(1, len(present))
         all_values = [v for p in present for v in ratios[p] if v]
@@ -134,14 +135,17 @@ def plot(rows, peers, path, title=None):
             # Bars grow from 1 (parity): right = convforge faster, left = slower.
             ax.barh(ys, [v - 1.0 for v in vals], left=1.0, height=bar_h, color=PEER_COLORS.get(p, None),
                     label=f"vs {p}")
-            for y, v in zip(ys, vals):
+            for y, v, noisy in zip(ys, vals, flags):
                 if not math.isnan(v):
-                    ax.text(v * 1.04, y, fmt_ratio(v), va="center", fontsize=7)
+                    text = fmt_ratio(v) + (" (noisy)" if noisy else "")
+                    right = v >= 1.0  # label beyond the bar's end, on its own side of 1
+                    ax.text(v * 1.04 if right else v / 1.04, y, text, va="center", ha="left" if right else "right",
+                            fontsize=7)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        lo = min(all_values + [0.5]) / 1.6
-        hi = max(all_values + [2.0]) * 1.8
+        lo = min(all_values + [0.5]) / 2.5
+        hi = max(all_values + [2.0]) * 2.5
         ax.set_xlim(lo, hi)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_yticks(range(len(labels)))
@@ -150,9 +154,9 @@ def plot(rows, peers, path, title=None):
         ax.grid(axis="x", which="both", alpha=0.3)
         ax.set_title(f"{suite}: convforge speed-up (peer time / convforge time; right of 1 = convforge faster)",
                      fontsize=9)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985) if title else None)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import output
+from . import output, run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -31,8 +31,34 @@ def load(results_dir=RESULTS_DIR):
     return kinds
 
 
-def suite_table(doc):
-    rows = doc["results"]
+def machine_peaks(docs):
+    """The machine's ceilings over all recorded runs: the best probe per thread count (a probe run
+    while the machine was busy can only come out low), per core for the FMA peak."""
+    best = {}
+    for doc in docs:
+        for t, v in doc["machine"]["peaks"].items():
+            b = best.setdefault(int(t), {"isa": v["isa"], "fma_gflops": 0.0, "triad_gbps": 0.0, "copy_gbps": 0.0})
+            for key in ("fma_gflops", "triad_gbps", "copy_gbps"):
+                b[key] = max(b[key], v.get(f"{key}_measured", v[key]) if key == "fma_gflops" else v[key])
+    return run.effective_peaks(best)
+
+
+def with_pct_peak(rows, peaks):
+    """Rows with % of peak recomputed against the machine's ceilings (same rule as bench.run)."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        ceiling = peaks.get(r["threads"], {})
+        if r["bound"] == "compute" and r.get("gflops") and ceiling.get("fma_gflops"):
+            r["pct_peak"] = 100.0 * r["gflops"] / ceiling["fma_gflops"]
+        elif r["bound"] == "memory" and r.get("gbps") and ceiling.get("triad_gbps"):
+            r["pct_peak"] = 100.0 * r["gbps"] / ceiling["triad_gbps"]
+        out.append(r)
+    return out
+
+
+def suite_table(doc, peaks=None):
+    rows = with_pct_peak(doc["results"], peaks) if peaks else doc["results"]
     threads = sorted({r["threads"] for r in rows})
     peers = [p for p in doc["settings"]["peers"] if any(r["candidate"] == p for r in rows)]
     first = threads[0]
@@ -66,14 +92,15 @@ def section(kinds, results_dir=RESULTS_DIR, readme_dir=ROOT):
         out += ["No recorded results yet: run `python -m bench all --record`.", ""]
     for kind, docs in kinds.items():
         m, s = docs[0]["machine"], docs[0]["software"]
-        peaks = m["peaks"]
+        peaks = machine_peaks(docs)
         peak_text = ", ".join(f"{t}T {v['fma_gflops']:.0f} GFLOP/s FMA / {v['triad_gbps']:.0f} GB/s triad"
-                              for t, v in sorted(peaks.items(), key=lambda kv: int(kv[0])))
+                              for t, v in sorted(peaks.items()))
         dates = sorted({d["date"][:10] for d in docs})
         out += [
             f"### {kind}",
             "",
-            f"{m['cpu_model']} ({m['microarchitecture']}, {m['logical_cpus']} CPUs); measured ceilings: {peak_text}. "
+            f"{m['cpu_model']} ({m['microarchitecture']}, {m['logical_cpus']} CPUs); measured ceilings (best probe "
+            f"over the runs): {peak_text}. "
             f"convforge {s['convforge']} [{s['isa']}], NumPy {s['numpy']} ({', '.join(s.get('blas') or [])}), "
             f"torch {s.get('torch')}, {s.get('compiler')}; recorded {', '.join(dates)}.",
             "",
@@ -84,7 +111,9 @@ def section(kinds, results_dir=RESULTS_DIR, readme_dir=ROOT):
             "",
         ]
         for doc in docs:
-            out += [f"**{doc['settings']['suites'][0]}** (`{doc['command']}`)", "", suite_table(doc), ""]
+            load = doc["machine"].get("load_average_1min")
+            busy = f", load average {load:.1f} when it started" if load is not None else ""
+            out += [f"**{doc['settings']['suites'][0]}** (`{doc['command']}`{busy})", "", suite_table(doc, peaks), ""]
         plot = Path(results_dir).resolve() / kind / "speedup.png"
         if plot.exists():
             rel = os.path.relpath(plot, Path(readme_dir).resolve())

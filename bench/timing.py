@@ -82,13 +82,16 @@ def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.per
     reps = {}
     for name, fn in fns.items():
         # Warm up (caches, page faults, lazy initialization) and calibrate from the last call.
+        # The fastest warm-up call calibrates: a call slowed by a busy machine must not shrink
+        # the samples below min_sample_s.
         last = (first_call or {}).get(name, 0.0)
-        spent, calls = last, int(last > 0)
+        spent, calls, fastest = last, int(last > 0), last if last > 0 else math.inf
         while calls < 1 or (spent < warmup_s and calls < 1000):
             last = _timed(fn, 1, clock)
             spent += last
             calls += 1
-        reps[name] = max(1, math.ceil(min_sample_s / max(last, 1e-9)))
+            fastest = min(fastest, last)
+        reps[name] = max(1, math.ceil(min_sample_s / max(fastest, 1e-9)))
     times = {name: [] for name in fns}
     for _ in range(samples):
         for name, fn in fns.items():

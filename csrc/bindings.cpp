@@ -36,7 +36,49 @@ static Device device_from_name(const std::string& name) {
   return Device::cpu;
 }
 
+// The caller's CUDA stream for ops on GPU arrays, per Python thread (set by the Python layer from
+// CuPy's or torch's current stream just before each call).
+static thread_local void* cuda_stream = nullptr;
+
+static void* launch_stream(Device d) { return d == Device::cuda ? cuda_stream : nullptr; }
+
+// A device array described by __cuda_array_interface__ (CuPy arrays, torch CUDA tensors).
+static View cuda_view(const py::handle& obj, const char* name) {
+  CHECK(CONVFORGE_WITH_CUDA, name, ": expected a NumPy array (this build of convforge has no CUDA "
+        "kernels), got a CUDA array");
+  View v;
+  v.name = name;
+  v.device = Device::cuda;
+  auto cai = obj.attr("__cuda_array_interface__").cast<py::dict>();
+  const auto typestr = cai["typestr"].cast<std::string>();
+  if (typestr == "<f4")
+    v.dtype = DType::f32;
+  else if (typestr == "<f8")
+    v.dtype = DType::f64;
+  else if (typestr == "<i8")
+    v.dtype = DType::i64;
+  else
+    CHECK_TYPE(false, name, ": expected dtype float32 or float64, got typestr '", typestr, "'");
+  auto data = cai["data"].cast<py::tuple>();
+  v.data = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
+  v.readonly = data[1].cast<bool>();
+  for (auto d : cai["shape"].cast<py::tuple>()) v.shape.push_back(d.cast<int64_t>());
+  const int64_t itemsize = dtype_size(v.dtype);
+  if (!cai.contains("strides") || cai["strides"].is_none()) {
+    v.strides.assign(v.shape.size(), 1);
+    for (int64_t i = int64_t(v.shape.size()) - 2; i >= 0; --i) v.strides[i] = v.strides[i + 1] * v.shape[i + 1];
+  } else {
+    for (auto st : cai["strides"].cast<py::tuple>()) {
+      CHECK(st.cast<int64_t>() % itemsize == 0, name, ": expected strides that are a multiple of the item size");
+      v.strides.push_back(st.cast<int64_t>() / itemsize);
+    }
+  }
+  return v;
+}
+
 static View to_view(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj) && py::hasattr(obj, "__cuda_array_interface__"))
+    return cuda_view(obj, name);
   View v;
   v.name = name;
   v.device = host_array_device;
@@ -146,10 +188,13 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   }
   const bool copy_c = c && beta != 0.0 && c->data != out.data;
   if (copy_c) out.require_disjoint(*c);
+  CHECK(!copy_c || a.device != Device::cuda, "c: expected c to be out itself for CUDA arrays (the "
+        "Python layer copies it)");
   if (!c) beta = 0.0;
   GemmParams p;
   p.dtype = a.dtype;
   p.device = a.device;
+  p.stream = launch_stream(p.device);
   p.m = m, p.n = n, p.k = k;
   auto [lda, a_col_major] = gemm_layout(a);
   auto [ldb, b_col_major] = gemm_layout(b);
@@ -196,6 +241,7 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
   Conv2dParams p;
   p.dtype = input.dtype;
   p.device = input.device;
+  p.stream = launch_stream(p.device);
   p.n = input.shape[0], p.c_in = input.shape[1], p.h = input.shape[2], p.w = input.shape[3];
   p.c_out = weight.shape[0], p.kh = weight.shape[2], p.kw = weight.shape[3], p.groups = groups;
   CHECK(p.c_in % groups == 0, "groups: expected a divisor of the input's ", p.c_in,
@@ -291,6 +337,7 @@ static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pai
   Pool2dParams p;
   p.dtype = input.dtype;
   p.device = input.device;
+  p.stream = launch_stream(p.device);
   p.n = input.shape[0], p.c = input.shape[1], p.h = input.shape[2], p.w = input.shape[3];
   p.kh = kernel[0], p.kw = kernel[1];
   p.stride_h = stride[0], p.stride_w = stride[1];
@@ -441,6 +488,14 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_active_isa(isa_from_name(name)); }, py::arg("name"));
+
+  // Private: the Python layer sets the caller's device and stream before an op on GPU arrays.
+  m.def("_set_cuda_context", [](int device, uintptr_t stream) {
+#if CONVFORGE_WITH_CUDA
+    cuda::set_device(device);
+#endif
+    cuda_stream = reinterpret_cast<void*>(stream);
+  }, py::arg("device"), py::arg("stream"));
 
   m.def("get_host_device", [] { return std::string(device_name(host_array_device)); });
   m.def("set_host_device", [](const std::string& name) { host_array_device = device_from_name(name); },

@@ -301,13 +301,14 @@ def test_max_backward_arbitrary_indices(dtype, isa):
     assert_close(t.numpy(), expected, magnitude, depth=idx[0, 0].size)
 
 
-@pytest.mark.parametrize("bad", [-1, 400, 2**31, -(2**40)])
-def test_max_backward_rejects_indices_outside_the_plane(bad):
+@pytest.mark.parametrize("kernel", [2, 3])
+@pytest.mark.parametrize("bad", [-1, 400, 2**31, -(2**40), "2**32 + own"])
+def test_max_backward_rejects_indices_outside_the_plane(bad, kernel, isa):
     x = random((2, 3, 10, 40), np.float32, "outside")
-    out, idx = convforge.max_pool2d(x, 2, return_indices=True)
-    idx[1, 1, 3, 4] = bad
+    out, idx = convforge.max_pool2d(x, kernel, 2, return_indices=True)
+    idx[1, 1, 3, 4] = idx[1, 1, 3, 4] + 2**32 if bad == "2**32 + own" else bad  # no 32-bit aliasing
     with pytest.raises(ValueError, match="indices"):
-        convforge.max_pool2d_backward(out, x, idx, 2)
+        convforge.max_pool2d_backward(out, x, idx, kernel, 2)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,22 +37,24 @@ double measure_fma_gflops(Isa isa, int threads, double min_seconds) {
   if (isa == Isa::avx2) chains = fma_chains__avx2, flops_per_iter = kFmaProbeFlops__avx2;
 #endif
   volatile double sink = 0;
-  auto run = [&](int64_t iters) {
+  auto run = [&](int64_t iters, int team) {
     const auto start = std::chrono::steady_clock::now();
-    on_threads(threads, [&](int) {
+    on_threads(team, [&](int) {
       double s = chains(iters, 0.9999f, 0.0001f);
       if (s == 12345.678) sink = s;  // practically never: keeps the result alive
     });
     return seconds_since(start);
   };
-  int64_t iters = 1 << 14;
-  double elapsed = run(iters);
-  while (elapsed < min_seconds / 4) {  // calibrate to about a quarter of the budget
-    iters *= 2;
-    elapsed = run(iters);
+  // Calibrate on one thread (a team's start-up must not count as work), to ~20 ms per run.
+  int64_t iters = 1 << 12;
+  while (run(iters, 1) < 0.02) iters *= 2;
+  // Many short runs, keeping the best: on a shared machine some run gets the cores undisturbed.
+  double best = 1e30, spent = 0;
+  for (int rep = 0; rep < 5 || spent < min_seconds; ++rep) {
+    const double t = run(iters, threads);
+    best = std::min(best, t);
+    spent += t;
   }
-  double best = elapsed;
-  for (int rep = 0; rep < 4; ++rep) best = std::min(best, run(iters));
   return static_cast<double>(iters) * flops_per_iter * threads / best * 1e-9;
 }
 

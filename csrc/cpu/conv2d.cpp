@@ -176,6 +176,22 @@ struct BiasEpilogue {
   }
 };
 
+// B(k, q) = base[offsets[k] + q]: every row of B is a contiguous run (the stride-1 layout below).
+template <typename T>
+struct OffsetPackB {
+  const T* base;
+  const int64_t* offsets;
+  void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
+    for (int64_t q0 = j0; q0 < j0 + nc; q0 += nr, dst += nr * kc) {
+      const int64_t width = std::min(nr, j0 + nc - q0);
+      for (int64_t r = 0; r < kc; ++r) {
+        std::memcpy(dst + r * nr, base + offsets[k0 + r] + q0, sizeof(T) * width);
+        for (int64_t t = width; t < nr; ++t) dst[r * nr + t] = T(0);
+      }
+    }
+  }
+};
+
 // The adjoint of im2col for one band of output rows: dx[ci][ih][iw] += col[k][q].
 template <typename T>
 void col2im(const Conv2dParams& p, const Geometry& g, const TapTable& taps, const T* col,
@@ -270,10 +286,67 @@ void depthwise_backward(const Conv2dParams& p, const void* dy, const void* x, co
 // ---------------------------------------------------------------------------------------------
 // GEMM paths
 
+// Stride 1: the input is copied once into a zero-padded plane of exactly the rows and columns the
+// taps reach (hp x wp), and the output is computed on the padded grid q = oh * wp + ow, ow < wp.
+// Then im2col row k = (ci, i, j) is the contiguous run xpad[ci*hp*wp + i*dh*wp + j*dw + q]: the B
+// panels are straight copies, no per-pixel index arithmetic. The wp - out_w extra columns per
+// row are computed and dropped when the band is copied into the output (with the bias).
+template <typename T>
+void forward_gemm_stride1(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  const Geometry g = geometry(p);
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  const int64_t hp = p.out_h + (p.kh - 1) * p.dilation_h, wp = p.out_w + (p.kw - 1) * p.dilation_w;
+  const int64_t padded = g.cig * hp * wp + wp;  // + slack: the last row's extra columns run over
+  std::vector<int64_t> offsets(g.k);
+  for (int64_t ci = 0; ci < g.cig; ++ci)
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j)
+        offsets[(ci * p.kh + i) * p.kw + j] = ci * hp * wp + i * p.dilation_h * wp + j * p.dilation_w;
+  constexpr int64_t kBandColumns = 4096;
+  const int64_t rows = std::clamp<int64_t>(kBandColumns / wp, 1, p.out_h);
+  const int64_t col_lo = std::max<int64_t>(0, p.pad_w), col_hi = std::min(wp, p.pad_w + p.w);
+  const double work = double(g.cog) * g.k * p.out_h * wp;
+  for_items(p.n * p.groups, work, gemm_threads(g.cog, rows * wp, g.k), [&](int64_t item, int nt) {
+    const int64_t n = item / p.groups, grp = item % p.groups;
+    const T* xg = x + (n * p.c_in + grp * g.cig) * p.h * p.w;
+    T* xpad = static_cast<T*>(gemm_workspace(3, sizeof(T) * padded));
+    for (int64_t ci = 0; ci < g.cig; ++ci)
+      for (int64_t r = 0; r < hp; ++r) {
+        T* dst = xpad + (ci * hp + r) * wp;
+        const int64_t ih = r - p.pad_h;
+        if (ih < 0 || ih >= p.h || col_hi <= col_lo) {
+          std::fill(dst, dst + wp, T(0));
+          continue;
+        }
+        std::fill(dst, dst + col_lo, T(0));
+        std::memcpy(dst + col_lo, xg + (ci * p.h + ih) * p.w + col_lo - p.pad_w, sizeof(T) * (col_hi - col_lo));
+        std::fill(dst + col_hi, dst + wp, T(0));
+      }
+    std::fill(xpad + g.cig * hp * wp, xpad + padded, T(0));
+    const StridedPackA<T> pack_w{w + grp * g.cog * g.k, g.k, 1};
+    T* yg = y + (n * p.c_out + grp * g.cog) * g.ohw;
+    T* band = workspace<T>(g.cog * rows * wp, 1);
+    for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += rows) {
+      const int64_t oh1 = std::min(p.out_h, oh0 + rows), cols = (oh1 - oh0) * wp;
+      gemm_packed(kern, g.cog, cols, g.k, T(1), pack_w, OffsetPackB<T>{xpad + oh0 * wp, offsets.data()},
+                  T(0), band, cols, nt);
+      for (int64_t co = 0; co < g.cog; ++co) {
+        const T b = bias ? bias[grp * g.cog + co] : T(0);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const T* src = band + co * cols + (oh - oh0) * wp;
+          T* dst = yg + co * g.ohw + oh * p.out_w;
+          for (int64_t ow = 0; ow < p.out_w; ++ow) dst[ow] = src[ow] + b;
+        }
+      }
+    }
+  });
+}
+
 // Y_g (cog x ohw) = W_g (cog x k) * im2col(x_g) (k x ohw) + bias, per image and group.
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g = geometry(p);
+  if (!g.pointwise && p.stride_h == 1 && p.stride_w == 1) return forward_gemm_stride1(p, x, w, bias, y);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const TapTable taps(p);
   const double work = double(g.cog) * g.k * g.ohw;

@@ -8,6 +8,8 @@
 #include "ops.h"
 
 namespace convforge::cpu {
+// Internal linkage: included by translation units compiled for different ISAs.
+namespace {
 
 // The output columns [lo, hi) whose input column ow * stride - pad + tap * dilation lies in [0, in).
 struct TapRange {
@@ -35,4 +37,5 @@ struct TapTable {
   }
 };
 
+}  // namespace
 }  // namespace convforge::cpu

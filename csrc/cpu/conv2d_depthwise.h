@@ -8,12 +8,18 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cpu/conv2d_common.h"
 #include "ops.h"
 
+#pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors in the baseline build stay internal
+
 namespace convforge::cpu {
 
+// Internal linkage: every per-ISA translation unit keeps its own copy of these templates (with
+// external linkage the linker would keep one instantiation, compiled for one ISA, for all).
+namespace {
 namespace depthwise {
 
 // y[lo:hi] += w * x[(lo:hi) * S], S the width stride (1 at compile time for the common case).
@@ -37,30 +43,106 @@ inline T dot_row(const T* __restrict a, const T* __restrict x, int64_t n, int64_
   return acc;
 }
 
+// A vector of one cache line, written with GCC vector extensions so that each ISA's translation
+// unit turns it into its own registers (one zmm, two ymm, four xmm).
+template <typename T>
+struct Vec {
+  static constexpr int64_t size = 64 / sizeof(T);
+  typedef T type __attribute__((vector_size(64)));
+  __attribute__((always_inline)) static type load(const T* p) {
+    type v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  __attribute__((always_inline)) static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
+};
+
+// One output row of a plane with one pass per kernel tap: any stride, any width.
+template <typename T, int S>
+void forward_row(const Conv2dParams& p, const TapTable& t, const T* xp, const T* wp, T bias,
+                 int64_t oh, T* yr) {
+  std::fill(yr, yr + p.out_w, bias);
+  for (int64_t i = 0; i < p.kh; ++i) {
+    const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+    if (ih < 0 || ih >= p.h) continue;
+    const T* xr = xp + ih * p.w;
+    for (int64_t j = 0; j < p.kw; ++j)
+      axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.hi[j] - t.lo[j], p.stride_w);
+  }
+}
+
+// Unit width stride, blocks of kRows output rows x one vector of columns with the sums in
+// registers across all taps. Columns [lo, hi) are those every tap reaches inside the input
+// (hi - lo >= one vector); the last block overlaps the previous one rather than running short.
+// The few columns outside [lo, hi) go through a per-column loop.
+template <typename T>
+void forward_rows_blocked(const Conv2dParams& p, const T* xp, const T* wp, T bias, int64_t lo,
+                          int64_t hi, const T* zeros, T* yp) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t kRows = 4, L = Vec<T>::size;
+  for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += kRows) {
+    const int64_t rows = std::min(kRows, p.out_h - oh0);
+    for (int64_t ow = lo;; ow += L) {
+      ow = std::min(ow, hi - L);
+      V acc[kRows];
+      for (int64_t r = 0; r < kRows; ++r) acc[r] = V{} + bias;
+      for (int64_t i = 0; i < p.kh; ++i) {
+        const T* row[kRows];
+        for (int64_t r = 0; r < kRows; ++r) {
+          const int64_t ih = (oh0 + r) * p.stride_h - p.pad_h + i * p.dilation_h;
+          row[r] = (r < rows && ih >= 0 && ih < p.h ? xp + ih * p.w : zeros) + ow - p.pad_w;
+        }
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const T wv = wp[i * p.kw + j];
+          const int64_t off = j * p.dilation_w;
+          for (int64_t r = 0; r < kRows; ++r) acc[r] += wv * Vec<T>::load(row[r] + off);
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) Vec<T>::store(yp + (oh0 + r) * p.out_w + ow, acc[r]);
+      if (ow + L >= hi) break;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t oh = oh0 + r;
+      auto edge = [&](int64_t ow) {
+        T acc = bias;
+        for (int64_t i = 0; i < p.kh; ++i) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+          if (ih < 0 || ih >= p.h) continue;
+          for (int64_t j = 0; j < p.kw; ++j) {
+            const int64_t iw = ow - p.pad_w + j * p.dilation_w;
+            if (iw >= 0 && iw < p.w) acc += wp[i * p.kw + j] * xp[ih * p.w + iw];
+          }
+        }
+        yp[oh * p.out_w + ow] = acc;
+      };
+      for (int64_t ow = 0; ow < lo; ++ow) edge(ow);
+      for (int64_t ow = hi; ow < p.out_w; ++ow) edge(ow);
+    }
+  }
+}
+
 // Output planes [begin, end) of n * c_out.
 template <typename T, int S>
 void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, int64_t begin,
              int64_t end) {
   const TapTable t(p);
   const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
+  int64_t lo = 0, hi = p.out_w;  // columns every tap reaches
+  for (int64_t j = 0; j < p.kw; ++j) lo = std::max(lo, t.lo[j]), hi = std::min(hi, t.hi[j]);
+  const bool blocked = S == 1 && hi - lo >= Vec<T>::size;
+  std::vector<T> zeros(blocked ? p.w + p.dilation_w * p.kw + Vec<T>::size : 0, T(0));
   for (int64_t plane = begin; plane < end; ++plane) {
     const int64_t n = plane / p.c_out, co = plane % p.c_out, ci = co / cog;
     const T* xp = x + (n * p.c_in + ci) * p.h * p.w;
     const T* wp = w + co * p.kh * p.kw;
     T* yp = y + plane * ohw;
     const T bias = b ? b[co] : T(0);
-    for (int64_t oh = 0; oh < p.out_h; ++oh) {
-      T* yr = yp + oh * p.out_w;
-      std::fill(yr, yr + p.out_w, bias);
-      for (int64_t i = 0; i < p.kh; ++i) {
-        const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
-        if (ih < 0 || ih >= p.h) continue;
-        const T* xr = xp + ih * p.w;
-        for (int64_t j = 0; j < p.kw; ++j) {
-          axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.hi[j] - t.lo[j], p.stride_w);
-        }
-      }
+    if (blocked) {
+      forward_rows_blocked(p, xp, wp, bias, lo, hi, zeros.data(), yp);
+      continue;
     }
+    for (int64_t oh = 0; oh < p.out_h; ++oh)
+      forward_row<T, S>(p, t, xp, wp, bias, oh, yp + oh * p.out_w);
   }
 }
 
@@ -124,6 +206,7 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, int6
 }
 
 }  // namespace depthwise
+}  // namespace
 
 // The per-ISA entry points (dtype from p.dtype; ranges as in the templates above).
 #define CONVFORGE_DECLARE_DEPTHWISE(isa)                                                          \

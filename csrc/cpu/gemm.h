@@ -34,13 +34,20 @@
 //     K, so the result is bitwise identical for every thread count.
 //   - epilogue(c_tile, ldc, i, j, m, n) runs once per finished m x n tile of C at row i, column j,
 //     after its last k-block, while the tile is still in cache (e.g. bias + activation).
-//   Per-thread packing buffers come from gemm_workspace() slots 0 and 1 (reused, grown on
+//   Threads splitting M pack one shared B block together (each packs some of its panels).
+//   Packing buffers come from gemm_workspace() slots 0 and 1 (per thread, reused, grown on
 //   demand); callers may use slots 2 and 3 for their own per-thread scratch.
 #pragma once
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "core/isa.h"
 #include "core/parallel.h"
@@ -56,7 +63,7 @@ template <typename T>
 struct GemmKernel {
   GemmUkernel<T> ukernel = nullptr;
   int64_t mr = 1, nr = 1;  // register tile
-  int64_t kc = 1;          // depth of a packed block: the kc x nr B panel stays in L1
+  int64_t kc = 1;          // depth of a packed block (the k loop of one microkernel call)
   int64_t mc = 1;          // rows of the packed A block (mc x kc): sized for L2
   int64_t nc = 1;          // columns of the packed B block (kc x nc): sized for L3
   const char* name = "";
@@ -97,6 +104,58 @@ void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, i
 
 namespace detail {
 
+// dst[p*W + j] = s[j*js + p] for j < w, p < kc: the transposing copy (A row-major, B transposed).
+// 4x4 (float) or 2x2 (double) register transposes of the baseline SSE2.
+template <int W, typename T>
+inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; j + 4 <= w; j += 4) {
+      const float *r0 = s + j * js, *r1 = r0 + js, *r2 = r1 + js, *r3 = r2 + js;
+      int64_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
+        __m128 x2 = _mm_loadu_ps(r2 + p), x3 = _mm_loadu_ps(r3 + p);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_storeu_ps(dst + (p + 0) * W + j, x0);
+        _mm_storeu_ps(dst + (p + 1) * W + j, x1);
+        _mm_storeu_ps(dst + (p + 2) * W + j, x2);
+        _mm_storeu_ps(dst + (p + 3) * W + j, x3);
+      }
+      for (; p < kc; ++p)
+        for (int q = 0; q < 4; ++q) dst[p * W + j + q] = s[(j + q) * js + p];
+    }
+    for (; j + 2 <= w; j += 2) {
+      const float *r0 = s + j * js, *r1 = r0 + js;
+      int64_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
+        const __m128 lo = _mm_unpacklo_ps(x0, x1), hi = _mm_unpackhi_ps(x0, x1);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 0) * W + j), lo);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 1) * W + j), lo);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 2) * W + j), hi);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 3) * W + j), hi);
+      }
+      for (; p < kc; ++p) dst[p * W + j] = r0[p], dst[p * W + j + 1] = r1[p];
+    }
+  } else if constexpr (std::is_same_v<T, double>) {
+    for (; j + 2 <= w; j += 2) {
+      const double *r0 = s + j * js, *r1 = r0 + js;
+      int64_t p = 0;
+      for (; p + 2 <= kc; p += 2) {
+        const __m128d x0 = _mm_loadu_pd(r0 + p), x1 = _mm_loadu_pd(r1 + p);
+        _mm_storeu_pd(dst + (p + 0) * W + j, _mm_unpacklo_pd(x0, x1));
+        _mm_storeu_pd(dst + (p + 1) * W + j, _mm_unpackhi_pd(x0, x1));
+      }
+      for (; p < kc; ++p) dst[p * W + j] = r0[p], dst[p * W + j + 1] = r1[p];
+    }
+  }
+#endif
+  for (; j < w; ++j)
+    for (int64_t p = 0; p < kc; ++p) dst[p * W + j] = s[j * js + p];
+}
+
 // dst[p*W + j] = src(p, j) for p < kc, j < w (w <= W), zero for j >= w. src(p, j) = s[p*ps + j*js].
 template <int W, typename T>
 inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w, T* dst) {
@@ -107,8 +166,7 @@ inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w
     if (w < W)
       for (int64_t p = 0; p < kc; ++p)
         for (int j = int(w); j < W; ++j) dst[p * W + j] = T(0);
-    for (int64_t j = 0; j < w; ++j)
-      for (int64_t p = 0; p < kc; ++p) dst[p * W + j] = s[j * js + p];
+    pack_transpose<W>(s, js, kc, w, dst);
   } else {
     for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {
       for (int64_t j = 0; j < w; ++j) dst[j] = s[j * js];
@@ -177,18 +235,36 @@ struct NoEpilogue {
 namespace detail {
 
 inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+template <typename T>
+int64_t block_kc(const GemmKernel<T>& kern, int64_t k) { return std::max<int64_t>(1, std::min(kern.kc, k)); }
+template <typename T>
+int64_t block_nc(const GemmKernel<T>& kern, int64_t n) { return std::min(kern.nc, round_up(n, kern.nr)); }
 
-// One thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C.
+inline void team_barrier() {
+#if defined(CONVFORGE_OPENMP)
+#pragma omp barrier
+#endif
+}
+
+// The threads that split M share one packed B block: each packs 1/size of its panels into
+// b_shared, then all compute from all of it. size == 1: a thread packs B alone, into its own buffer.
+struct Team {
+  int index = 0, size = 1;
+  void* b_shared = nullptr;
+};
+
+// One thread's share: rows [i_begin, i_end) x columns [j_begin, j_end) of C. Every member of a
+// team runs the same jc/pc loops (and so meets the same barriers), even with no rows of its own.
 template <typename T, typename PackA, typename PackB, typename Epilogue>
 void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64_t j_begin,
                 int64_t j_end, int64_t k, T alpha, const PackA& pack_a, const PackB& pack_b,
-                T beta, T* c, int64_t ldc, const Epilogue& epilogue) {
+                T beta, T* c, int64_t ldc, const Epilogue& epilogue, const Team& team) {
   const int64_t MR = kern.mr, NR = kern.nr;
-  const int64_t KC = std::max<int64_t>(1, std::min(kern.kc, k));
-  const int64_t MC = std::min(kern.mc, round_up(i_end - i_begin, MR));
-  const int64_t NC = std::min(kern.nc, round_up(j_end - j_begin, NR));
+  const int64_t KC = block_kc(kern, k), NC = block_nc(kern, j_end - j_begin);
+  const int64_t MC = std::min(kern.mc, round_up(std::max<int64_t>(i_end - i_begin, 1), MR));
   T* a_buf = static_cast<T*>(gemm_workspace(0, sizeof(T) * MC * KC));
-  T* b_buf = static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
+  T* b_buf = team.size > 1 ? static_cast<T*>(team.b_shared)
+                           : static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
   const auto ukernel = kern.ukernel;
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
@@ -197,7 +273,14 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
       const int64_t kc = std::min(KC, k - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
       const bool last = pc + kc >= k;
-      pack_b(pc, kc, jc, nc, NR, b_buf);
+      if (team.size == 1) {
+        pack_b(pc, kc, jc, nc, NR, b_buf);
+      } else {
+        const int64_t panels = (nc + NR - 1) / NR;
+        const int64_t q0 = panels * team.index / team.size, q1 = panels * (team.index + 1) / team.size;
+        if (q0 < q1) pack_b(pc, kc, jc + q0 * NR, std::min(nc, q1 * NR) - q0 * NR, NR, b_buf + q0 * NR * kc);
+        team_barrier();  // B block complete
+      }
       for (int64_t ic = i_begin; ic < i_end; ic += MC) {
         const int64_t mc = std::min(MC, i_end - ic);
         pack_a(ic, mc, pc, kc, MR, a_buf);
@@ -212,6 +295,7 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
           }
         }
       }
+      if (team.size > 1) team_barrier();  // everyone is done with this B block
     }
   }
 }
@@ -226,17 +310,31 @@ void gemm_packed(const GemmKernel<T>& kern, int64_t m, int64_t n, int64_t k, T a
   const int64_t tiles_m = (m + kern.mr - 1) / kern.mr, tiles_n = (n + kern.nr - 1) / kern.nr;
   // Split the dimension with more tiles, at tile boundaries.
   const bool split_m = tiles_m >= tiles_n;
-  const int64_t tiles = split_m ? tiles_m : tiles_n, tile = split_m ? kern.mr : kern.nr;
+  const int64_t tiles = split_m ? tiles_m : tiles_n;
   nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
+  if (nthreads == 1) {
+    detail::gemm_block(kern, 0, m, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
+    return;
+  }
+#if defined(CONVFORGE_OPENMP)
+  if (split_m) {  // one shared B block (the calling thread's buffer), rows split
+    void* b_shared = gemm_workspace(1, sizeof(T) * detail::block_nc(kern, n) * detail::block_kc(kern, k));
+#pragma omp parallel num_threads(nthreads)
+    {
+      const detail::Team team{omp_get_thread_num(), omp_get_num_threads(), b_shared};
+      const int64_t b = std::min(tiles * team.index / team.size * kern.mr, m);
+      const int64_t e = std::min(tiles * (team.index + 1) / team.size * kern.mr, m);
+      detail::gemm_block(kern, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, team);
+    }
+    return;
+  }
+#endif
+  // Columns split: each thread packs its own columns of B (and all of the small A).
   parallel_for(nthreads, nthreads, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = std::min(tiles * t / nthreads * tile, split_m ? m : n);
-      const int64_t e = std::min(tiles * (t + 1) / nthreads * tile, split_m ? m : n);
-      if (b >= e) continue;
-      if (split_m)
-        detail::gemm_block(kern, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue);
-      else
-        detail::gemm_block(kern, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue);
+      const int64_t b = std::min(tiles * t / nthreads * kern.nr, n);
+      const int64_t e = std::min(tiles * (t + 1) / nthreads * kern.nr, n);
+      if (b < e) detail::gemm_block(kern, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
     }
   });
 }

@@ -42,16 +42,17 @@ struct Im2colLoader {
       iw0[j] = pix % s.out_w * s.sw - s.pw;
     }
   }
-  __device__ __forceinline__ void load(T (*t)[BN + PAD], int k0, int k_end) const {
+  __device__ __forceinline__ void fetch(T (&v)[4], int k0, int k_end) const {
     const int k = k0 + kk, taps = s.kh * s.kw;
     const int ci = k / taps, r = k % taps / s.kw, c = k % s.kw;
     CF_UNROLL
     for (int j = 0; j < 4; ++j) {
       const int ih = ih0[j] + r * s.dh, iw = iw0[j] + c * s.dw;
       const bool ok = k < k_end && base[j] >= 0 && ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
-      t[kk][jq + j] = ok ? x[base[j] + (int64_t(ci) * s.h + ih) * s.w + iw] : T(0);
+      v[j] = ok ? x[base[j] + (int64_t(ci) * s.h + ih) * s.w + iw] : T(0);
     }
   }
+  __device__ __forceinline__ void store(T (*t)[BN + PAD], const T (&v)[4]) const { store_row_quad<T, BN, PAD>(t, v); }
 };
 
 // grad_input A: W(ci; k = (co, r, s)) = w[g*cog + co][ci][r][s], 4 consecutive ci per thread.
@@ -60,15 +61,16 @@ struct WeightTLoader {
   gptr<const T> w;  // the group's first filter
   ConvShape s;
   int m0;
-  __device__ __forceinline__ void load(T (*t)[BM + PAD], int k0, int k_end) const {
+  __device__ __forceinline__ void fetch(T (&v)[4], int k0, int k_end) const {
     const int kk = threadIdx.x / (BM / 4), mq = (threadIdx.x % (BM / 4)) * 4;
     const int k = k0 + kk, taps = s.kh * s.kw, co = k / taps, rs = k % taps;
     CF_UNROLL
     for (int j = 0; j < 4; ++j) {
       const int ci = m0 + mq + j;
-      t[kk][mq + j] = k < k_end && ci < s.cig ? w[(int64_t(co) * s.cig + ci) * taps + rs] : T(0);
+      v[j] = k < k_end && ci < s.cig ? w[(int64_t(co) * s.cig + ci) * taps + rs] : T(0);
     }
   }
+  __device__ __forceinline__ void store(T (*t)[BM + PAD], const T (&v)[4]) const { store_row_quad<T, BM, PAD>(t, v); }
 };
 
 // grad_input B: dY(k = (co, r, s); j = (n, h, w)): the output pixel whose tap (r, s) lands on
@@ -91,7 +93,7 @@ struct Col2imLoader {
       wp[j] = pix % s.w + s.pw;
     }
   }
-  __device__ __forceinline__ void load(T (*t)[BN + PAD], int k0, int k_end) const {
+  __device__ __forceinline__ void fetch(T (&v)[4], int k0, int k_end) const {
     const int k = k0 + kk, taps = s.kh * s.kw;
     const int co = k / taps, r = k % taps / s.kw, c = k % s.kw;
     CF_UNROLL
@@ -100,9 +102,10 @@ struct Col2imLoader {
       const int oh = th / s.sh, ow = tw / s.sw;
       const bool ok = k < k_end && base[j] >= 0 && th >= 0 && tw >= 0 && oh * s.sh == th &&
                       ow * s.sw == tw && oh < s.out_h && ow < s.out_w;
-      t[kk][jq + j] = ok ? dy[base[j] + (int64_t(co) * s.out_h + oh) * s.out_w + ow] : T(0);
+      v[j] = ok ? dy[base[j] + (int64_t(co) * s.out_h + oh) * s.out_w + ow] : T(0);
     }
   }
+  __device__ __forceinline__ void store(T (*t)[BN + PAD], const T (&v)[4]) const { store_row_quad<T, BN, PAD>(t, v); }
 };
 
 // grad_weight A: dY(co; k = (n, oh, ow)), 4 consecutive k per thread.
@@ -111,16 +114,21 @@ struct GradOutLoader {
   gptr<const T> dy;
   ConvShape s;
   int g, m0;
-  __device__ __forceinline__ void load(T (*t)[BM + PAD], int k0, int k_end) const {
+  __device__ __forceinline__ void fetch(T (&v)[4], int k0, int k_end) const {
     const int r = threadIdx.x / (BK / 4), kq = (threadIdx.x % (BK / 4)) * 4;
     const int co = m0 + r, plane = s.out_h * s.out_w;
     CF_UNROLL
     for (int j = 0; j < 4; ++j) {
       const int k = k0 + kq + j, n = k / plane, pix = k % plane;
-      t[kq + j][r] = k < k_end && co < s.cog
+      v[j] = k < k_end && co < s.cog
                          ? dy[(int64_t(n) * s.c_out + int64_t(g) * s.cog + co) * plane + pix]
                          : T(0);
     }
+  }
+  __device__ __forceinline__ void store(T (*t)[BM + PAD], const T (&v)[4]) const {
+    const int r = threadIdx.x / (BK / 4), kq = (threadIdx.x % (BK / 4)) * 4;
+    CF_UNROLL
+    for (int j = 0; j < 4; ++j) t[kq + j][r] = v[j];
   }
 };
 
@@ -143,7 +151,7 @@ struct Im2colTLoader {
       dc[j] = col % s.kw * s.dw;
     }
   }
-  __device__ __forceinline__ void load(T (*t)[BN + PAD], int k0, int k_end) const {
+  __device__ __forceinline__ void fetch(T (&v)[4], int k0, int k_end) const {
     const int k = k0 + kk, plane = s.out_h * s.out_w;
     const int n = k / plane, pix = k % plane;
     const int ih0 = pix / s.out_w * s.sh - s.ph, iw0 = pix % s.out_w * s.sw - s.pw;
@@ -152,9 +160,10 @@ struct Im2colTLoader {
     for (int j = 0; j < 4; ++j) {
       const int ih = ih0 + dr[j], iw = iw0 + dc[j];
       const bool ok = k < k_end && coff[j] >= 0 && ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
-      t[kk][jq + j] = ok ? x[base + coff[j] + int64_t(ih) * s.w + iw] : T(0);
+      v[j] = ok ? x[base + coff[j] + int64_t(ih) * s.w + iw] : T(0);
     }
   }
+  __device__ __forceinline__ void store(T (*t)[BN + PAD], const T (&v)[4]) const { store_row_quad<T, BN, PAD>(t, v); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -405,6 +414,14 @@ void forward(const Conv2dParams& p, const void* input, const void* weight, const
 }
 
 template <typename T>
+void launch_bwd_input_large(const Conv2dParams& p, const ConvShape& s, gptr<const T> dy, gptr<const T> w, gptr<T> dx,
+                            int64_t cols) {
+  if constexpr (sizeof(T) == 4)  // float64 always uses 64x64 tiles
+    CF_LAUNCH((conv2d_bwd_input_implicit_gemm_kernel<Tile128, T>), tile_grid<Tile128>(s.cig, cols, s.groups),
+              dim3(Tile128::THREADS), 0, p.stream, s, dy, w, dx);
+}
+
+template <typename T>
 void backward(const Conv2dParams& p, const void* grad_output, const void* input, const void* weight,
               void* grad_input, void* grad_weight, void* grad_bias) {
   const ConvShape s = conv_shape(p);
@@ -418,12 +435,13 @@ void backward(const Conv2dParams& p, const void* grad_output, const void* input,
   if (grad_input) {
     auto dx = device_array(static_cast<T*>(grad_input), n.x, "grad_input");
     const int64_t cols = int64_t(s.n) * s.h * s.w;
+    bool large = false;
+    if constexpr (sizeof(T) == 4) large = large_tiles<T>(s.cig, cols);
     if (depthwise(s))
       CF_LAUNCH(conv2d_depthwise_bwd_input_kernel<T>, dim3(unsigned(ceil_div(n.x, kThreads))), dim3(kThreads), 0,
                 p.stream, s, dy, w, dx);
-    else if (large_tiles<T>(s.cig, cols))
-      CF_LAUNCH((conv2d_bwd_input_implicit_gemm_kernel<Tile128, T>), tile_grid<Tile128>(s.cig, cols, s.groups),
-                dim3(Tile128::THREADS), 0, p.stream, s, dy, w, dx);
+    else if (large)
+      launch_bwd_input_large(p, s, dy, w, dx, cols);
     else
       CF_LAUNCH((conv2d_bwd_input_implicit_gemm_kernel<Tile64, T>), tile_grid<Tile64>(s.cig, cols, s.groups),
                 dim3(Tile64::THREADS), 0, p.stream, s, dy, w, dx);

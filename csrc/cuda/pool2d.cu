@@ -109,6 +109,12 @@ __global__ void __launch_bounds__(kPoolThreads)
   y[o] = sum / T(win.divisor);
 }
 
+// g / divisor, correctly rounded like the CPU's. For float through double: a double quotient
+// rounded to float is the correctly rounded float quotient (53 >= 2 * 24 + 2 bits), and it
+// avoids the float division's slow-path call, whose saved registers ptxas reports as spills.
+__device__ __forceinline__ float divide(float g, int divisor) { return float(double(g) / double(divisor)); }
+__device__ __forceinline__ double divide(double g, int divisor) { return g / double(divisor); }
+
 template <typename T>
 __global__ void __launch_bounds__(kPoolThreads)
     avg_pool2d_bwd_kernel(PoolShape s, gptr<const T> dy, gptr<T> dx) {
@@ -121,7 +127,7 @@ __global__ void __launch_bounds__(kPoolThreads)
   covering(iw, s.sw, s.pw, s.kw, s.out_w, ow0, ow1);
   T sum = 0;
   for (int oh = oh0; oh <= oh1; ++oh)
-    for (int ow = ow0; ow <= ow1; ++ow) sum += dyp[oh * s.out_w + ow] / T(avg_window(s, oh, ow).divisor);
+    for (int ow = ow0; ow <= ow1; ++ow) sum += divide(dyp[oh * s.out_w + ow], avg_window(s, oh, ow).divisor);
   dx[i] = sum;
 }
 

@@ -2,9 +2,9 @@
 //
 // Contract: a block of Cfg::THREADS threads computes acc[TM][TN] per thread of the BM x BN tile
 // C[m0.., n0..] += A[m0.., k] * B[k, n0..] over k in [k_begin, k_end). Operands come through
-// loaders: la.load(As, k0, k_end) fills As[BK][BM] with A[m0 + m][k0 + k] (zero outside A or
-// past k_end), lb.load(Bs, k0, k_end) fills Bs[BK][BN] likewise. Each thread loads 4 elements
-// of each tile. Thread (ty, tx) owns rows ty*TM.. and columns tx*TN.. of the tile.
+// loaders: la.fetch(v, k0, k_end) reads this thread's 4 elements of the tile A[m0.., k0..]
+// (zero outside A or past k_end) into registers, la.store(As, v) puts them at their place in
+// As[BK][BM]; lb likewise for Bs[BK][BN]. Thread (ty, tx) owns rows ty*TM.. and columns tx*TN..
 #pragma once
 #include "cuda/compat.h"
 
@@ -36,28 +36,47 @@ __device__ __forceinline__ void load_fragment(const double* src, double (&dst)[N
   for (int i = 0; i < N; ++i) dst[i] = src[i];
 }
 
+// Double-buffered: while the tiles of step k are multiplied out of one shared buffer, the
+// operands of step k + 1 are fetched into registers and then stored into the other buffer, so a
+// single barrier per step separates writes from reads.
 template <typename Cfg, typename T, typename LoaderA, typename LoaderB>
 __device__ __forceinline__ void tile_mma(const LoaderA& la, const LoaderB& lb, int k_begin, int k_end,
                                          T (&acc)[Cfg::TM][Cfg::TN]) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
-  __shared__ __align__(16) T As[BK][BM + Cfg::PAD];
-  __shared__ __align__(16) T Bs[BK][BN + Cfg::PAD];
+  __shared__ __align__(16) T As[2][BK][BM + Cfg::PAD];
+  __shared__ __align__(16) T Bs[2][BK][BN + Cfg::PAD];
   const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
+  T ra[4], rb[4];
+  if (k_begin < k_end) {
+    la.fetch(ra, k_begin, k_end);
+    lb.fetch(rb, k_begin, k_end);
+    la.store(As[0], ra);
+    lb.store(Bs[0], rb);
+  }
+  __syncthreads();
+  int buf = 0;
   for (int k0 = k_begin; k0 < k_end; k0 += BK) {
-    la.load(As, k0, k_end);
-    lb.load(Bs, k0, k_end);
-    __syncthreads();
+    const bool next = k0 + BK < k_end;
+    if (next) {
+      la.fetch(ra, k0 + BK, k_end);
+      lb.fetch(rb, k0 + BK, k_end);
+    }
     CF_UNROLL
     for (int kk = 0; kk < BK; ++kk) {
       T a[TM], b[TN];
-      load_fragment(&As[kk][ty * TM], a);
-      load_fragment(&Bs[kk][tx * TN], b);
+      load_fragment(&As[buf][kk][ty * TM], a);
+      load_fragment(&Bs[buf][kk][tx * TN], b);
       CF_UNROLL
       for (int i = 0; i < TM; ++i)
         CF_UNROLL
         for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
     }
-    __syncthreads();  // the tiles are overwritten next iteration
+    if (next) {  // the other buffer was last read before the previous barrier
+      la.store(As[buf ^ 1], ra);
+      lb.store(Bs[buf ^ 1], rb);
+    }
+    __syncthreads();
+    buf ^= 1;
   }
 }
 
@@ -69,9 +88,8 @@ struct DenseLoader {
   gptr<const T> p;
   int ld, rows, r0;
 
-  __device__ __forceinline__ void load(T (*s)[BR + PAD], int k0, int k_end) const {
+  __device__ __forceinline__ void fetch(T (&v)[4], int k0, int k_end) const {
     static_assert(!VEC || sizeof(T) == 4, "vector loads are for float32");
-    T v[4];
     if constexpr (K_CONTIG) {
       const int r = threadIdx.x / (BK / 4), kq = (threadIdx.x % (BK / 4)) * 4;
       const int gr = r0 + r, gk = k0 + kq;
@@ -82,8 +100,6 @@ struct DenseLoader {
         CF_UNROLL
         for (int j = 0; j < 4; ++j) v[j] = gr < rows && gk + j < k_end ? p[at + j] : T(0);
       }
-      CF_UNROLL
-      for (int j = 0; j < 4; ++j) s[kq + j][r] = v[j];
     } else {
       const int kk = threadIdx.x / (BR / 4), rq = (threadIdx.x % (BR / 4)) * 4;
       const int gk = k0 + kk, gr = r0 + rq;
@@ -94,6 +110,16 @@ struct DenseLoader {
         CF_UNROLL
         for (int j = 0; j < 4; ++j) v[j] = gk < k_end && gr + j < rows ? p[at + j] : T(0);
       }
+    }
+  }
+
+  __device__ __forceinline__ void store(T (*s)[BR + PAD], const T (&v)[4]) const {
+    if constexpr (K_CONTIG) {
+      const int r = threadIdx.x / (BK / 4), kq = (threadIdx.x % (BK / 4)) * 4;
+      CF_UNROLL
+      for (int j = 0; j < 4; ++j) s[kq + j][r] = v[j];
+    } else {
+      const int kk = threadIdx.x / (BR / 4), rq = (threadIdx.x % (BR / 4)) * 4;
       CF_UNROLL
       for (int j = 0; j < 4; ++j) s[kk][rq + j] = v[j];
     }
@@ -106,6 +132,14 @@ struct DenseLoader {
     }
   }
 };
+
+// Stores of the loaders whose thread holds one k row and 4 consecutive columns of the tile.
+template <typename T, int BR, int PAD>
+__device__ __forceinline__ void store_row_quad(T (*s)[BR + PAD], const T (&v)[4]) {
+  const int kk = threadIdx.x / (BR / 4), q = (threadIdx.x % (BR / 4)) * 4;
+  CF_UNROLL
+  for (int j = 0; j < 4; ++j) s[kk][q + j] = v[j];
+}
 
 // Sum over the block (blockDim.x a multiple of 32); the result is valid in thread 0. The order
 // of the additions is fixed, so the result does not depend on scheduling.

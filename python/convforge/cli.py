@@ -50,8 +50,8 @@ def build_parser():
                        help="'digits' (scikit-learn's 8x8 digits, the default) or 'mnist:DIR', a directory "
                        "holding the four MNIST or Fashion-MNIST IDX files, raw or gzipped")
     train.add_argument("--model", default="lenet", choices=MODELS, help="the network (default: lenet)")
-    train.add_argument("--epochs", type=_non_negative_int, default=6, help="passes over the training set, "
-                       "with a cosine learning-rate schedule (default: 6; 0 only evaluates, e.g. with --load)")
+    train.add_argument("--epochs", type=_non_negative_int, default=5, help="passes over the training set, "
+                       "with a cosine learning-rate schedule (default: 5; 0 only evaluates, e.g. with --load)")
     train.add_argument("--batch-size", type=_positive_int, default=32, help="mini-batch size (default: 32)")
     train.add_argument("--lr", type=_positive_float, default=None,
                        help="initial learning rate (default: 0.05 for sgd, 0.002 for adam)")
@@ -116,19 +116,23 @@ def _accuracy(model, images, labels, batch_size=256):
 
 
 class _Progress:
-    """A rich progress bar when rich is installed and progress is wanted, else plain lines."""
+    """A progress bar on a terminal (rich's when installed, else a plain one-line bar); without a
+    terminal, or with --no-progress, only the per-epoch summary lines."""
 
     def __init__(self, enabled):
         self.bar = None
-        if enabled and sys.stdout.isatty():
-            try:
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                           TimeElapsedColumn)
-            except ImportError:
-                return
-            self.bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("loss {task.fields[loss]:.4f}"),
-                                TextColumn("{task.fields[rate]:,.0f} samples/s"), TimeElapsedColumn())
+        self.plain = False
+        if not (enabled and sys.stdout.isatty()):
+            return
+        try:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+        except ImportError:
+            self.plain = True
+            return
+        self.bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]:.4f}"),
+                            TextColumn("{task.fields[rate]:,.0f} samples/s"), TimeElapsedColumn())
 
     def __enter__(self):
         if self.bar is not None:
@@ -140,12 +144,24 @@ class _Progress:
             self.bar.stop()
 
     def start_epoch(self, label, total):
+        self.label, self.total = label, total
         if self.bar is not None:
             self.task = self.bar.add_task("", total=total, epoch=label, loss=float("nan"), rate=0.0)
 
     def update(self, done, loss, rate):
         if self.bar is not None:
             self.bar.update(self.task, completed=done, loss=loss, rate=rate)
+        elif self.plain:
+            filled = int(30 * done / max(self.total, 1))
+            sys.stdout.write(f"\repoch {self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
+                             f"loss {loss:.4f} {rate:,.0f} samples/s")
+            sys.stdout.flush()
+
+    def end_epoch(self):
+        if self.bar is not None:  # the epoch's summary line replaces its bar
+            self.bar.remove_task(self.task)
+        elif self.plain:
+            sys.stdout.write("\r\033[2K")
 
     def log(self, text):
         if self.bar is not None:
@@ -189,7 +205,7 @@ def train_command(args):
     info = convforge.info()
     print(f"{PROG} train: {args.model} on {dataset.name} ({n:,} train / {len(dataset.test_images):,} test, "
           f"{'x'.join(map(str, x.shape[1:]))}), {args.optimizer} lr={lr:g}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, {info['num_threads']} threads, {info['isa']}, seed {args.seed}", flush=True)
+          f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, {info['num_threads']} thread{'s' if info['num_threads'] != 1 else ''}, {info['isa']}, seed {args.seed}", flush=True)
 
     epoch_times = []
     with _Progress(not args.no_progress) as progress:
@@ -216,6 +232,7 @@ def train_command(args):
             if not np.isfinite(loss_sum):
                 raise UsageError(f"the loss diverged at epoch {epoch}; try a smaller --lr")
             scheduler.step()
+            progress.end_epoch()
             test_acc = _accuracy(model, dataset.test_images, dataset.test_labels)
             progress.log(f"epoch {epoch}/{args.epochs}  loss {loss_sum / seen:.4f}  train {100.0 * correct / seen:.2f} %"
                          f"  test {test_acc:.2f} %  {elapsed:.2f} s  {seen / elapsed:,.0f} samples/s")

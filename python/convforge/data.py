@@ -149,16 +149,32 @@ def load_mnist(directory):
                    arrays["test_labels"].astype(np.int64))
 
 
+def _digits_arrays():
+    """(images (1797, 8, 8) float64 in 0..16, labels). Reads the CSV that ships inside
+    scikit-learn directly when it can: importing sklearn itself takes seconds."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise DataError("the digits data set needs scikit-learn: pip install 'convforge[demo]'")
+    for location in spec.submodule_search_locations or []:
+        path = os.path.join(location, "datasets", "data", "digits.csv.gz")
+        if os.path.isfile(path):
+            with gzip.open(path, "rt") as f:
+                table = np.loadtxt(f, delimiter=",")
+            if table.ndim == 2 and table.shape[1] == 65:
+                return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits as sklearn_digits  # the file moved: ask sklearn
+
+    bunch = sklearn_digits()
+    return bunch.images, bunch.target.astype(np.int64)
+
+
 def load_digits(test_fraction=0.2, split_seed=0):
     """scikit-learn's 1,797 handwritten 8x8 digits, upsampled to 32x32, split into a training and
     a test set by a fixed seed (so the test set does not change with the training seed)."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError:
-        raise DataError("the digits data set needs scikit-learn: pip install 'convforge[demo]'") from None
-    bunch = sklearn_digits()
-    images = bunch.images.astype(np.float32) / np.float32(16.0)
-    labels = bunch.target.astype(np.int64)
+    raw, labels = _digits_arrays()
+    images = raw.astype(np.float32) / np.float32(16.0)
     order = np.random.default_rng(split_seed).permutation(len(images))
     n_test = int(round(len(images) * test_fraction))
     test_idx, train_idx = order[:n_test], order[n_test:]

@@ -4,9 +4,9 @@ follow torch. Outputs are allocated here, in the caller's array library; the che
 
 import numpy as np
 
-from . import _C
 from ._args import pair, positive_pair
-from ._arrays import as_input, empty
+from ._arrays import as_input, check_array, empty
+from ._arrays import kernels as _C  # the compiled ops, run on the caller's GPU and stream for GPU arrays
 
 # ----------------------------------------------------------------------------------------------
 # GEMM
@@ -20,14 +20,16 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     is written to ``out`` when given (it may be ``c`` itself), else to a new array.
     """
     for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+        check_array(x, name)
         if x.ndim != 2:
             raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     if out is None:
         out = empty(a, (m, n))
+    if c is not None and beta != 0 and c is not out and not isinstance(a, np.ndarray):
+        out[...] = c  # GPU arrays: start from c on the device, like the binding does on the host
+        c = out
     _C.gemm(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
     return out
 
@@ -35,8 +37,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
 def matmul(a, b, out=None):
     """``a @ b`` for 2-D arrays, or a batch: ``a`` (batch, m, k) with ``b`` (k, n) or (batch, k, n)."""
     for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+        check_array(x, name)
     if a.ndim == 2 and b.ndim == 2:
         return gemm(a, b, out=out)
     if a.ndim != 3 or b.ndim not in (2, 3):
@@ -47,7 +48,7 @@ def matmul(a, b, out=None):
     if b.ndim == 3 and b.shape[0] != a.shape[0]:
         raise ValueError(f"b: expected a batch of {a.shape[0]} like a, got {b.shape[0]}")
     if b.ndim == 2:  # one product with the batch folded into the rows
-        rows = np.ascontiguousarray(a).reshape(-1, a.shape[2])
+        rows = as_input(a, "a").reshape(-1, a.shape[2])
         result = gemm(rows, b, out=None if out is None else out.reshape(-1, b.shape[1]))
         return result.reshape(a.shape[0], a.shape[1], b.shape[1]) if out is None else out
     if out is None:

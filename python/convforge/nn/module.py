@@ -37,21 +37,22 @@ class Module:
     def __setattr__(self, name, value):
         params = self.__dict__.get("_parameters")
         modules = self.__dict__.get("_modules")
-        if isinstance(value, (Parameter, Module)) and params is None:
-            raise AttributeError("cannot assign parameters or modules before Module.__init__() call")
-        if params is not None:
+        if isinstance(value, (Parameter, Module)):
+            if params is None:
+                raise AttributeError("cannot assign parameters or modules before Module.__init__() call")
             params.pop(name, None)
             modules.pop(name, None)
-        if isinstance(value, Parameter):
-            params[name] = value
-        elif isinstance(value, Module):
-            modules[name] = value
-        elif value is None and params is not None and name in ("weight", "bias"):
-            params[name] = None
-        else:
-            object.__setattr__(self, name, value)
+            self.__dict__.pop(name, None)
+            (params if isinstance(value, Parameter) else modules)[name] = value
             return
-        self.__dict__.pop(name, None)
+        for registry, kind in ((params, "Parameter"), (modules, "Module")):
+            if registry is not None and name in registry:
+                if value is not None:  # as torch: a registered name takes its own kind or None
+                    raise TypeError(f"cannot assign {type(value).__name__} as {kind.lower()} '{name}' "
+                                    f"({kind} or None expected)")
+                registry[name] = None
+                return
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
         d = self.__dict__

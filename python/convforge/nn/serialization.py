@@ -4,7 +4,9 @@ The loader never unpickles and checks every member's header and size against the
 before allocating, so a truncated, oversized or inconsistent file fails with a ValueError."""
 
 import os
+import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -27,6 +29,11 @@ def save(state_dict, file):
             np.savez(f, **arrays)
     else:
         np.savez(file, **arrays)
+
+
+# what zipfile raises on damaged archives (encrypted flag set, bad compression method, ...)
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError, RuntimeError,
+               zlib.error, struct.error, UnicodeDecodeError, OverflowError)
 
 
 def _fail(file, message):
@@ -73,9 +80,9 @@ def load(file, max_bytes=MAX_BYTES):
     name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<file>")
     try:
         archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, OSError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
+    except FileNotFoundError:
+        raise
+    except _ZIP_ERRORS as error:
         _fail(name, f"not a .npz archive ({error})")
     result = OrderedDict()
     budget = max_bytes
@@ -89,6 +96,6 @@ def load(file, max_bytes=MAX_BYTES):
                     _fail(name, f"duplicate key {key!r}")
                 result[key], nbytes = _read_member(archive, info, name, budget)
                 budget -= nbytes
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as error:
+        except _ZIP_ERRORS as error:
             _fail(name, f"corrupt archive ({error})")
     return result

@@ -1,0 +1,510 @@
+// Pooling kernels, written once against a small SIMD traits struct `S` and compiled once per ISA
+// (csrc/cpu/pool2d.cpp: scalar, pool2d__avx2.cpp, pool2d__avx512.cpp), each translation unit
+// with its own ISA flags and its own traits.
+//
+// Layout: NCHW planes, threaded over the n * c planes. Within a plane, outputs whose windows lie
+// inside the input ("interior") are computed S::N at a time along the width; the border (padding,
+// ceil_mode's clipped windows) goes through per-element functions that are torch's loops
+// verbatim. Backward passes are gathers over input pixels: each grad_input row is computed in
+// registers from the output rows whose windows cover it and stored once, in the same order of
+// summation as torch's scatter (output order), so results are deterministic and, where the
+// arithmetic allows, identical to torch's.
+//
+// Traits contract (T = float|double, N lanes): V values, M lane mask, I lane-sized integers
+// (running max index, match counts), C int64 candidates compared against stored indices.
+//   zero set1 loadu storeu add div            plain lane-wise ops
+//   load_s<SW>(p)       p[0], p[SW], ..., p[(N-1)*SW]; reads nothing past the last of them
+//   store_s<SW>(p, a)   p[SW*l + c] = a[c][l]: SW vectors interleaved into SW*N elements
+//   gt_or_nan(v, best)  v > best || isnan(v): torch's update rule for the running maximum
+//   select(m, a, b)     m ? a : b          (select_i: the same on I)
+//   iota(s, k)          I lanes s + k*l    (add_i adds a scalar)
+//   store_idx(p, i)     N int64 at p
+//   cand(s, k)          C lanes s + k*l;   eq(p, c): int64 p[l] == c[l]
+//   add_masked(a, m, v) m ? a + v : a;     count(cnt, m): cnt + (m ? 1 : 0);  hsum(cnt)
+//   lanes_from(k)       lanes l >= k;      and_(m1, m2)
+//   narrow_indices      if true: narrow(src, dst, n) int64 -> int32 with saturation, and
+//                       eq(const int32_t* p, I c) compares them (else C and eq on int64 only)
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "ops.h"
+
+// Internal linkage: every ISA's translation unit gets its own copy, compiled with its own flags
+// (an inline function shared across them could be linked in from the wrong one).
+namespace convforge::cpu {
+namespace {
+namespace pool {
+
+// A window shape fixed at compile time (0: read from the params at run time) and the width
+// stride of the vector path, 1 or 2.
+template <int KH_, int KW_, int SW_>
+struct Shape {
+  static constexpr int KH = KH_, KW = KW_, SW = SW_;
+  static constexpr bool vector = true;
+};
+struct ScalarOnly {  // any stride, any kernel: per-element functions everywhere
+  static constexpr int KH = 0, KW = 0, SW = 1;
+  static constexpr bool vector = false;
+};
+
+// Picks the compiled variant for these params: the one place where runtime facts become
+// template parameters. f(Shape<...>{}) or f(ScalarOnly{}).
+template <typename F>
+void with_shape(const Pool2dParams& p, F&& f) {
+  const bool fits = p.h * p.w < (int64_t{1} << 31);  // int32 index lanes
+  const bool plain = p.dilation_h == 1 && p.dilation_w == 1;
+  if (!fits || (p.stride_w != 1 && p.stride_w != 2)) return f(ScalarOnly{});
+  if (plain && p.kh == 2 && p.kw == 2 && p.stride_w == 2) return f(Shape<2, 2, 2>{});
+  if (plain && p.kh == 3 && p.kw == 3 && p.stride_w == 2) return f(Shape<3, 3, 2>{});
+  if (plain && p.kh == 3 && p.kw == 3 && p.stride_w == 1) return f(Shape<3, 3, 1>{});
+  if (p.stride_w == 2) return f(Shape<0, 0, 2>{});
+  return f(Shape<0, 0, 1>{});
+}
+
+// Minimum bytes moved per thread before a second thread is worth its fork/join.
+constexpr double kMinBytesPerThread = 256 * 1024;
+
+struct Geom {
+  int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+  int64_t oh_lo, oh_hi, ow_lo, ow_hi;  // outputs whose windows lie inside the input
+};
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+inline void interior(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d,
+                     int64_t& lo, int64_t& hi) {
+  lo = std::min(ceil_div(pad, s), out);
+  hi = std::clamp(floor_div(in - 1 - (k - 1) * d + pad, s) + 1, lo, out);
+}
+
+inline Geom make_geom(const Pool2dParams& p) {
+  Geom g{p.h, p.w, p.out_h, p.out_w, p.kh, p.kw, p.stride_h, p.stride_w,
+         p.pad_h, p.pad_w, p.dilation_h, p.dilation_w, 0, 0, 0, 0};
+  interior(g.h, g.oh, g.kh, g.sh, g.ph, g.dh, g.oh_lo, g.oh_hi);
+  interior(g.w, g.ow, g.kw, g.sw, g.pw, g.dw, g.ow_lo, g.ow_hi);
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-element functions: torch's CPU loops (aten/src/ATen/native/cpu/{Max,Avg}PoolKernel.cpp).
+
+template <typename T>
+inline void max_one(const Geom& g, const T* x, int64_t oh, int64_t ow, T* y, int64_t* idx) {
+  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  const int64_t h1 = std::min(h0 + (g.kh - 1) * g.dh + 1, g.h);
+  const int64_t w1 = std::min(w0 + (g.kw - 1) * g.dw + 1, g.w);
+  if (h0 < 0) h0 += ceil_div(-h0, g.dh) * g.dh;
+  if (w0 < 0) w0 += ceil_div(-w0, g.dw) * g.dw;
+  T best = -std::numeric_limits<T>::infinity();
+  int64_t best_i = h0 * g.w + w0;
+  for (int64_t ih = h0; ih < h1; ih += g.dh)
+    for (int64_t iw = w0; iw < w1; iw += g.dw) {
+      const T v = x[ih * g.w + iw];
+      if (v > best || std::isnan(v)) {
+        best = v;
+        best_i = ih * g.w + iw;
+      }
+    }
+  y[oh * g.ow + ow] = best;
+  if (idx) idx[oh * g.ow + ow] = best_i;
+}
+
+// torch's divisor for one axis: the window clipped to the padded input, or to the input.
+inline int64_t avg_extent(int64_t o, int64_t in, int64_t k, int64_t s, int64_t pad,
+                          bool count_include_pad) {
+  int64_t a = o * s - pad, b = std::min(a + k, in + pad);
+  if (!count_include_pad) a = std::max<int64_t>(a, 0), b = std::min(b, in);
+  return b - a;
+}
+
+template <typename T>
+inline void avg_one(const Geom& g, const T* x, int64_t oh, int64_t ow, T divisor, T* y) {
+  const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0), w0 = std::max<int64_t>(ow * g.sw - g.pw, 0);
+  const int64_t h1 = std::min(oh * g.sh - g.ph + g.kh, g.h), w1 = std::min(ow * g.sw - g.pw + g.kw, g.w);
+  T sum = 0;
+  for (int64_t ih = h0; ih < h1; ++ih)
+    for (int64_t iw = w0; iw < w1; ++iw) sum += x[ih * g.w + iw];
+  y[oh * g.ow + ow] = sum / divisor;
+}
+
+// The divisor of every output of a plane (the same for all planes).
+template <typename T>
+std::vector<T> avg_divisors(const Pool2dParams& p) {
+  std::vector<T> d(p.out_h * p.out_w);
+  for (int64_t oh = 0; oh < p.out_h; ++oh)
+    for (int64_t ow = 0; ow < p.out_w; ++ow)
+      d[oh * p.out_w + ow] =
+          p.divisor_override
+              ? T(p.divisor_override)
+              : T(avg_extent(oh, p.h, p.kh, p.stride_h, p.pad_h, p.count_include_pad) *
+                  avg_extent(ow, p.w, p.kw, p.stride_w, p.pad_w, p.count_include_pad));
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward: one output row at a time; vector blocks over the interior columns, the last block
+// shifted left to end at the interior's edge (it recomputes a few outputs, identically).
+
+template <class S, class Sh, typename Block, typename One>
+inline void forward_plane(const Geom& g, Block&& block, One&& one) {
+  for (int64_t oh = 0; oh < g.oh; ++oh) {
+    int64_t a = 0, b = 0;  // vector columns [a, b)
+    if (Sh::vector && oh >= g.oh_lo && oh < g.oh_hi && g.ow_hi - g.ow_lo >= S::N)
+      a = g.ow_lo, b = g.ow_hi;
+    for (int64_t ow = 0; ow < a; ++ow) one(oh, ow);
+    if (b > a) {
+      int64_t ow = a;
+      for (; ow + S::N <= b; ow += S::N) block(oh, ow);
+      if (ow < b) block(oh, b - S::N);
+    }
+    for (int64_t ow = b; ow < g.ow; ++ow) one(oh, ow);
+  }
+}
+
+template <class S, class Sh, bool with_idx>
+inline void max_block(const Geom& g, const typename S::T* x, typename S::T* y, int64_t* idx,
+                      int64_t oh, int64_t ow0) {
+  using T = typename S::T;
+  const int64_t kh = Sh::KH ? Sh::KH : g.kh, kw = Sh::KW ? Sh::KW : g.kw;
+  const int64_t start = (oh * g.sh - g.ph) * g.w + ow0 * Sh::SW - g.pw;
+  auto best = S::set1(-std::numeric_limits<T>::infinity());
+  const auto first = S::iota(start, Sh::SW);
+  auto best_i = first;
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j) {
+      const int64_t off = i * g.dh * g.w + j * g.dw;
+      const auto v = S::template load_s<Sh::SW>(x + start + off);
+      const auto m = S::gt_or_nan(v, best);
+      best = S::select(m, v, best);
+      if constexpr (with_idx) best_i = S::select_i(m, S::add_i(first, off), best_i);
+    }
+  S::storeu(y + oh * g.ow + ow0, best);
+  if constexpr (with_idx) S::store_idx(idx + oh * g.ow + ow0, best_i);
+}
+
+template <class S, class Sh>
+inline void avg_block(const Geom& g, const typename S::T* x, typename S::T* y, typename S::T divisor,
+                      int64_t oh, int64_t ow0) {
+  const int64_t kh = Sh::KH ? Sh::KH : g.kh, kw = Sh::KW ? Sh::KW : g.kw;
+  const int64_t start = (oh * g.sh - g.ph) * g.w + ow0 * Sh::SW - g.pw;
+  auto sum = S::zero();
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j)
+      sum = S::add(sum, S::template load_s<Sh::SW>(x + start + i * g.w + j));
+  S::storeu(y + oh * g.ow + ow0, S::div(sum, S::set1(divisor)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward: for input row r, the output rows oh whose windows cover it (increasing), and for
+// input column iw the columns ow (increasing); in the vector path the input columns split into
+// SW phases iw = SW * j + c, each phase reading contiguous output columns j + off.
+
+// For every input coordinate along one axis, the output coordinates whose windows cover it, in
+// increasing order (computed once per call: no divisions in the loops).
+struct Cover {
+  std::vector<int64_t> start, list;  // coordinate i: list[start[i] .. start[i + 1])
+
+  Cover(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d) : start(in + 1) {
+    for (int64_t i = 0; i < in; ++i) {
+      start[i] = static_cast<int64_t>(list.size());
+      for (int64_t j = k - 1; j >= 0; --j) {
+        const int64_t t = i + pad - j * d;
+        if (t >= 0 && t % s == 0 && t / s < out) list.push_back(t / s);
+      }
+    }
+    start[in] = static_cast<int64_t>(list.size());
+  }
+  const int64_t* begin(int64_t i) const { return list.data() + start[i]; }
+  const int64_t* end(int64_t i) const { return list.data() + start[i + 1]; }
+};
+
+// One input pixel, per element. contrib(acc, o) adds the contribution of output o, if any.
+template <typename T, typename Contrib>
+inline T gather_one(const Geom& g, const int64_t* oh0, const int64_t* oh1, const Cover& cols,
+                    int64_t iw, Contrib&& contrib) {
+  T acc = 0;
+  for (const int64_t* oh = oh0; oh != oh1; ++oh)
+    for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) contrib(acc, *oh * g.ow + *ow);
+  return acc;
+}
+
+// Phase offsets of the vector path: for phase c and window column j, output column = j0 + off
+// when (c + pw - j * dw) is a multiple of SW. Also the range of block starts it allows.
+template <class Sh>
+struct Phases {
+  int64_t off[2][64];
+  bool use[2][64];
+  int64_t j_lo = 0, j_end = 0;  // vector blocks cover phase columns [j_lo, j_end)
+
+  Phases(const Geom& g, int n_lanes) {
+    int64_t lo = 0, hi = 0;
+    bool any = false;
+    for (int c = 0; c < Sh::SW; ++c)
+      for (int64_t j = 0; j < g.kw && j < 64; ++j) {
+        const int64_t q = c + g.pw - j * g.dw;
+        use[c][j] = floor_div(q, Sh::SW) * Sh::SW == q;
+        off[c][j] = floor_div(q, Sh::SW);
+        if (!use[c][j]) continue;
+        lo = any ? std::min(lo, off[c][j]) : off[c][j];
+        hi = any ? std::max(hi, off[c][j]) : off[c][j];
+        any = true;
+      }
+    j_lo = std::max<int64_t>(0, -lo);
+    j_end = std::min(g.ow - hi, g.w / Sh::SW);
+    if (!Sh::vector || g.kw > 64 || j_end - j_lo < n_lanes) j_lo = j_end = 0;
+  }
+};
+
+// Max backward of one plane; returns how many (output, window position) pairs matched an index.
+// idx is the plane's int64 indices, or their copy narrowed to int32 with saturation (S::narrow:
+// one compare per lane instead of two; a saturated value never equals a position of the plane).
+template <class S, class Sh, typename X>
+inline int64_t max_backward_plane(const Geom& g, const Phases<Sh>& ph, const Cover& rows,
+                                  const Cover& cols, const typename S::T* dy, const X* idx,
+                                  typename S::T* dx) {
+  using T = typename S::T;
+  constexpr int SW = Sh::SW;
+  const int64_t kw = Sh::KW ? Sh::KW : g.kw;
+  int64_t matched = 0;
+  auto counts = S::iota(0, 0);
+  for (int64_t r = 0; r < g.h; ++r) {
+    T* dxr = dx + r * g.w;
+    const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
+    if (oh0 == oh1) {
+      std::fill(dxr, dxr + g.w, T(0));
+      continue;
+    }
+    auto one = [&](int64_t iw) {
+      dxr[iw] = gather_one<T>(g, oh0, oh1, cols, iw, [&](T& acc, int64_t o) {
+        if (idx[o] == r * g.w + iw) acc += dy[o], ++matched;
+      });
+    };
+    auto block = [&](int64_t j0, typename S::M fresh) {
+      typename S::V acc[SW];
+      auto make_cand = [](int64_t start, int64_t step) {
+        if constexpr (sizeof(X) == 4) return S::iota(start, step);
+        else return S::cand(start, step);
+      };
+      decltype(make_cand(0, 0)) cand[SW];
+      for (int c = 0; c < SW; ++c) acc[c] = S::zero(), cand[c] = make_cand(r * g.w + SW * j0 + c, SW);
+      for (const int64_t* oh = oh0; oh != oh1; ++oh) {
+        const int64_t o = *oh * g.ow + j0;
+        for (int64_t j = kw - 1; j >= 0; --j)
+          for (int c = 0; c < SW; ++c) {
+            if (!ph.use[c][j]) continue;
+            const auto m = S::eq(idx + o + ph.off[c][j], cand[c]);
+            acc[c] = S::add_masked(acc[c], m, S::loadu(dy + o + ph.off[c][j]));
+            counts = S::count(counts, S::and_(m, fresh));
+          }
+      }
+      S::template store_s<SW>(dxr + SW * j0, acc);
+    };
+    for (int64_t iw = 0; iw < SW * ph.j_lo; ++iw) one(iw);
+    if (ph.j_end > ph.j_lo) {
+      int64_t j0 = ph.j_lo;
+      for (; j0 + S::N <= ph.j_end; j0 += S::N) block(j0, S::lanes_from(0));
+      if (j0 < ph.j_end) block(ph.j_end - S::N, S::lanes_from(j0 - (ph.j_end - S::N)));
+    }
+    for (int64_t iw = SW * ph.j_end; iw < g.w; ++iw) one(iw);
+  }
+  return matched + S::hsum(counts);
+}
+
+// Avg backward of one plane from share = grad_output / divisor (one plane, contiguous).
+template <class S, class Sh>
+inline void avg_backward_plane(const Geom& g, const Phases<Sh>& ph, const Cover& rows,
+                               const Cover& cols, const typename S::T* share, typename S::T* dx) {
+  using T = typename S::T;
+  constexpr int SW = Sh::SW;
+  const int64_t kw = Sh::KW ? Sh::KW : g.kw;
+  for (int64_t r = 0; r < g.h; ++r) {
+    T* dxr = dx + r * g.w;
+    const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
+    if (oh0 == oh1) {
+      std::fill(dxr, dxr + g.w, T(0));
+      continue;
+    }
+    auto one = [&](int64_t iw) {
+      dxr[iw] = gather_one<T>(g, oh0, oh1, cols, iw, [&](T& acc, int64_t o) { acc += share[o]; });
+    };
+    auto block = [&](int64_t j0) {
+      typename S::V acc[SW];
+      for (int c = 0; c < SW; ++c) acc[c] = S::zero();
+      for (const int64_t* oh = oh0; oh != oh1; ++oh) {
+        const int64_t o = *oh * g.ow + j0;
+        for (int64_t j = kw - 1; j >= 0; --j)
+          for (int c = 0; c < SW; ++c)
+            if (ph.use[c][j]) acc[c] = S::add(acc[c], S::loadu(share + o + ph.off[c][j]));
+      }
+      S::template store_s<SW>(dxr + SW * j0, acc);
+    };
+    for (int64_t iw = 0; iw < SW * ph.j_lo; ++iw) one(iw);
+    if (ph.j_end > ph.j_lo) {
+      int64_t j0 = ph.j_lo;
+      for (; j0 + S::N <= ph.j_end; j0 += S::N) block(j0);
+      if (j0 < ph.j_end) block(ph.j_end - S::N);
+    }
+    for (int64_t iw = SW * ph.j_end; iw < g.w; ++iw) one(iw);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drivers: threads over planes.
+
+inline int pool_threads(const Pool2dParams& p, double bytes_per_plane) {
+  return threads_for(double(p.n * p.c) * bytes_per_plane, kMinBytesPerThread);
+}
+
+template <class S>
+void max_forward(const Pool2dParams& p, const typename S::T* x, typename S::T* y, int64_t* idx) {
+  using T = typename S::T;
+  const Geom g = make_geom(p);
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane) + (idx ? 8.0 * out_plane : 0.0));
+  with_shape(p, [&](auto sh) {
+    using Sh = decltype(sh);
+    parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        const T* xp = x + pl * in_plane;
+        T* yp = y + pl * out_plane;
+        int64_t* ip = idx ? idx + pl * out_plane : nullptr;
+        auto one = [&](int64_t oh, int64_t ow) { max_one(g, xp, oh, ow, yp, ip); };
+        if (ip)
+          forward_plane<S, Sh>(g, [&](int64_t oh, int64_t ow) { max_block<S, Sh, true>(g, xp, yp, ip, oh, ow); }, one);
+        else
+          forward_plane<S, Sh>(g, [&](int64_t oh, int64_t ow) { max_block<S, Sh, false>(g, xp, yp, ip, oh, ow); }, one);
+      }
+    });
+  });
+}
+
+template <class S>
+void avg_forward(const Pool2dParams& p, const typename S::T* x, typename S::T* y) {
+  using T = typename S::T;
+  const Geom g = make_geom(p);
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const std::vector<T> divisors = avg_divisors<T>(p);
+  const T inner = p.divisor_override ? T(p.divisor_override) : T(p.kh * p.kw);
+  const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane));
+  with_shape(p, [&](auto sh) {
+    using Sh = decltype(sh);
+    parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        const T* xp = x + pl * in_plane;
+        T* yp = y + pl * out_plane;
+        forward_plane<S, Sh>(
+            g, [&](int64_t oh, int64_t ow) { avg_block<S, Sh>(g, xp, yp, inner, oh, ow); },
+            [&](int64_t oh, int64_t ow) { avg_one(g, xp, oh, ow, divisors[oh * g.ow + ow], yp); });
+      }
+    });
+  });
+}
+
+// Every index inside its own window (the normal case) makes the gather exact; otherwise the
+// plane is redone as torch does it, a scatter in output order, skipping indices outside the
+// plane. Returns false if there were such indices.
+template <class S>
+bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t* idx, typename S::T* dx) {
+  using T = typename S::T;
+  const Geom g = make_geom(p);
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane) + 8.0 * out_plane);
+  std::atomic<bool> in_bounds{true};
+  with_shape(p, [&](auto sh) {
+    using Sh = decltype(sh);
+    const Phases<Sh> phases(g, S::N);
+    const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, g.dh), cols(g.w, g.ow, g.kw, g.sw, g.pw, g.dw);
+    parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
+      static thread_local std::vector<int32_t> narrow;  // per-thread workspace, reused across calls
+      // Overlapping windows compare every index several times: narrowing them first pays.
+      const bool narrowed = S::narrow_indices && Sh::vector && (g.kh > g.sh || g.kw > g.sw);
+      if (narrowed) narrow.resize(out_plane);
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        const T* dyp = dy + pl * out_plane;
+        const int64_t* ip = idx + pl * out_plane;
+        T* dxp = dx + pl * in_plane;
+        int64_t matched;
+        if (narrowed) {
+          S::narrow(ip, narrow.data(), out_plane);
+          matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, narrow.data(), dxp);
+        } else {
+          matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, ip, dxp);
+        }
+        if (matched == out_plane) continue;
+        std::fill(dxp, dxp + in_plane, T(0));
+        for (int64_t o = 0; o < out_plane; ++o) {
+          if (uint64_t(ip[o]) < uint64_t(in_plane))
+            dxp[ip[o]] += dyp[o];
+          else
+            in_bounds.store(false, std::memory_order_relaxed);
+        }
+      }
+    });
+  });
+  return in_bounds.load();
+}
+
+template <class S>
+void avg_backward(const Pool2dParams& p, const typename S::T* dy, typename S::T* dx) {
+  using T = typename S::T;
+  const Geom g = make_geom(p);
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const std::vector<T> divisors = avg_divisors<T>(p);
+  const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane));
+  with_shape(p, [&](auto sh) {
+    using Sh = decltype(sh);
+    const Phases<Sh> phases(g, S::N);
+    const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, 1), cols(g.w, g.ow, g.kw, g.sw, g.pw, 1);
+    parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
+      static thread_local std::vector<T> share;  // per-thread workspace, reused across calls
+      share.resize(out_plane);
+      for (int64_t pl = p0; pl < p1; ++pl) {
+        const T* dyp = dy + pl * out_plane;
+        int64_t o = 0;
+        for (; o + S::N <= out_plane; o += S::N)
+          S::storeu(share.data() + o, S::div(S::loadu(dyp + o), S::loadu(divisors.data() + o)));
+        for (; o < out_plane; ++o) share[o] = dyp[o] / divisors[o];
+        avg_backward_plane<S, Sh>(g, phases, rows, cols, share.data(), dx + pl * in_plane);
+      }
+    });
+  });
+}
+
+// The four entry points for one ISA, float32 traits S32 and float64 traits S64.
+template <class S32, class S64>
+struct Ops {
+  static void max_pool2d_forward(const Pool2dParams& p, const void* x, void* y, int64_t* idx) {
+    if (p.dtype == DType::f32)
+      max_forward<S32>(p, static_cast<const float*>(x), static_cast<float*>(y), idx);
+    else
+      max_forward<S64>(p, static_cast<const double*>(x), static_cast<double*>(y), idx);
+  }
+  static bool max_pool2d_backward(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx) {
+    if (p.dtype == DType::f32)
+      return max_backward<S32>(p, static_cast<const float*>(dy), idx, static_cast<float*>(dx));
+    return max_backward<S64>(p, static_cast<const double*>(dy), idx, static_cast<double*>(dx));
+  }
+  static void avg_pool2d_forward(const Pool2dParams& p, const void* x, void* y) {
+    if (p.dtype == DType::f32)
+      avg_forward<S32>(p, static_cast<const float*>(x), static_cast<float*>(y));
+    else
+      avg_forward<S64>(p, static_cast<const double*>(x), static_cast<double*>(y));
+  }
+  static void avg_pool2d_backward(const Pool2dParams& p, const void* dy, void* dx) {
+    if (p.dtype == DType::f32)
+      avg_backward<S32>(p, static_cast<const float*>(dy), static_cast<float*>(dx));
+    else
+      avg_backward<S64>(p, static_cast<const double*>(dy), static_cast<double*>(dx));
+  }
+};
+
+}  // namespace pool
+}  // namespace
+}  // namespace convforge::cpu
