@@ -7,8 +7,8 @@
 #   tools/sanitize.sh tests/test_x.py # any pytest arguments instead of the CI selection
 #
 # Python itself is not instrumented, so the ASan runtime is preloaded and leak detection is off
-# (the interpreter's own allocations at exit are not ours); tests/test_limits.py checks for
-# leaks by resident memory instead.
+# (the interpreter's own allocations at exit are not ours; tests/test_limits.py checks for
+# leaks by resident memory instead). Huge allocations return NULL (-> MemoryError) as without ASan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +43,7 @@ fi
 
 export PYTHONPATH="$PWD/$BUILD/python${PYTHONPATH:+:$PYTHONPATH}"
 export LD_PRELOAD="$("$CXX" -print-file-name=libasan.so) $("$CXX" -print-file-name=libubsan.so)"
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=0:strict_init_order=1:check_initialization_order=1"
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0:strict_init_order=1:check_initialization_order=1"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 export CONVFORGE_SANITIZED=1  # tests skip only what cannot run under ASan (see no_sanitize)
 
