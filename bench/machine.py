@@ -100,6 +100,21 @@ def probe(threads, quick=False):
     return peaks
 
 
+def last_level_cache_bytes():
+    """Size of the largest CPU cache (L3 here), or None when the system does not say."""
+    best = None
+    for index in range(8):
+        try:
+            with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        unit = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        size = int(text.rstrip("KM")) * unit
+        best = max(best or 0, size)
+    return best
+
+
 def load_average():
     try:
         return round(os.getloadavg()[0], 2)
@@ -119,6 +134,7 @@ def describe(threads, quick=False, peaks=None):
             "family": cpu["family"],
             "model_id": cpu["model_id"],
             "logical_cpus": cpu["logical_cpus"],
+            "last_level_cache_bytes": last_level_cache_bytes(),
             "load_average_1min": load_average(),  # other work running while the benchmark ran
             "flags": cpu["flags"],
             "peaks": {str(t): v for t, v in (peaks if peaks is not None else probe(threads, quick)).items()},

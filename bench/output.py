@@ -39,6 +39,12 @@ def rate(row):
     return f"{row['gflops']:.1f} GFLOP/s"
 
 
+def pct_peak(row):
+    if row.get("pct_peak") is None:
+        return "-"
+    return f"{row['pct_peak']:.0f}%" + (" (in cache)" if row.get("cache_resident") else "")
+
+
 def _ratio_style(x):
     if x is None:
         return ""
@@ -76,7 +82,7 @@ def tables(rows, peers, console=None):
                 base = {"ratios": {}}
             else:
                 cells = [shape, pass_, str(threads), fmt_ms(base["median_s"]) + mark, f"{100 * base['spread']:.0f}%",
-                         rate(base), f"{base['pct_peak']:.0f}%" if base.get("pct_peak") is not None else "-"]
+                         rate(base), pct_peak(base)]
             for p in present:
                 r = by.get(p)
                 v = f" ({r['variant']})" if r and r.get("variants") else ""
@@ -94,7 +100,7 @@ def tables(rows, peers, console=None):
         made.append(table)
     console.print("ms: median per call; ±: IQR / median of convforge's samples; vs peer: peer time / convforge "
                   "time (> 1: convforge is faster); % peak: of the measured FMA peak (compute-bound) or DRAM triad "
-                  "bandwidth (memory-bound).")
+                  "bandwidth (memory-bound; 'in cache': the data fit in the last-level cache, so DRAM is not the limit).")
     return made
 
 

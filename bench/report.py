@@ -77,7 +77,7 @@ def suite_table(doc, peaks=None):
             continue
         noisy = any(r["noisy"] for by in by_t.values() for r in by.values())
         cells = [shape + (" (noisy)" if noisy else ""), pass_, output.fmt_ms(base["median_s"]), output.rate(base),
-                 f"{base['pct_peak']:.0f}%" if base.get("pct_peak") is not None else "-"]
+                 output.pct_peak(base)]
         for t in threads:
             b = by_t[t].get("convforge")
             for p in peers:

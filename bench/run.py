@@ -9,10 +9,11 @@ import numpy as np
 
 import convforge
 
-from . import ops, timing
+from . import machine, ops, timing
 from .check import compare
 
 SAMPLES = 7
+LLC_BYTES = machine.last_level_cache_bytes()
 MIN_SAMPLE_S = 0.02
 
 
@@ -125,6 +126,10 @@ def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=
             row["pct_peak"] = 100.0 * row["gbps"] / ceiling["triad_gbps"]
         else:
             row["pct_peak"] = None
+        # A memory-bound case whose data fit in the last-level cache is not limited by DRAM:
+        # its % of DRAM bandwidth can exceed 100 %.
+        row["cache_resident"] = bool(case.bound == "memory" and problem.bytes and LLC_BYTES
+                                     and problem.bytes < LLC_BYTES)
         rows.append(row)
     base = next((r for r in rows if r["candidate"] == "convforge"), None)
     for r in rows:

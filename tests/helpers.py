@@ -7,6 +7,7 @@ eps * sqrt(depth) * (sum of |terms|), whatever the summation order. `magnitude` 
 """
 
 import math
+import zlib
 
 import numpy as np
 
@@ -14,7 +15,8 @@ RNG_SEED = 20261122
 
 
 def rng(*salt):
-    return np.random.default_rng([RNG_SEED, *[hash(s) % (2**32) for s in salt]])
+    # crc32 of the repr, not hash(): the same data in every process, whatever PYTHONHASHSEED is.
+    return np.random.default_rng([RNG_SEED, *[zlib.crc32(repr(s).encode()) for s in salt]])
 
 
 def random(shape, dtype=np.float32, *salt, low=-1.0, high=1.0):

@@ -217,6 +217,8 @@ def test_quick_run_writes_the_documented_json(quick_run):
     assert gemm["gflops"] > 0 and gemm["pct_peak"] > 0 and set(gemm["ratios"]) == {"numpy", "torch"}
     pool = next(r for r in rows if r["suite"] == "pool2d" and r["candidate"] == "convforge")
     assert pool["gbps"] > 0 and pool["bound"] == "memory"
+    assert pool["cache_resident"] is (doc["machine"]["last_level_cache_bytes"] > 8 * 64 * 56 * 56 * 4 * 1.25)
+    assert not gemm["cache_resident"]  # only memory-bound cases are judged against DRAM
 
 
 def test_quick_run_plot_is_a_png(quick_run):

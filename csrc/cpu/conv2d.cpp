@@ -266,16 +266,38 @@ constexpr double kMinWorkPerThread = 1 << 16;
 void depthwise_forward(const Conv2dParams& p, const void* x, const void* w, const void* b, void* y) {
   const DepthwiseTable t = depthwise_table();
   const int64_t planes = p.n * p.c_out;
-  const double work = double(p.out_h) * p.out_w * p.kh * p.kw;
+  const double work = double(p.out_h) * p.out_w * p.kh * p.kw * (p.c_in / p.groups);
   parallel_for(planes, threads_for(work * planes, kMinWorkPerThread),
                [&](int64_t b0, int64_t b1) { t.forward(p, x, w, b, y, b0, b1); });
+}
+
+// Stride 1: grad_input is the convolution of grad_output with the flipped, transposed kernel
+// (c_out / groups input channels per group, one output channel per group here) and padding
+// dilation * (k - 1) - pad, which runs on the register-blocked direct loops. Returns false when
+// that does not apply.
+bool depthwise_backward_input_as_forward(const Conv2dParams& p, const void* dy, const void* w,
+                                         void* dx) {
+  const int64_t pad_h = p.dilation_h * (p.kh - 1) - p.pad_h, pad_w = p.dilation_w * (p.kw - 1) - p.pad_w;
+  if (p.stride_h != 1 || p.stride_w != 1 || pad_h < 0 || pad_w < 0) return false;
+  const int64_t khw = p.kh * p.kw, size = dtype_size(p.dtype);
+  char* flipped = workspace<char>(p.c_out * khw * size, 0);
+  for (int64_t c = 0; c < p.c_out; ++c)
+    for (int64_t t = 0; t < khw; ++t)
+      std::memcpy(flipped + (c * khw + t) * size,
+                  static_cast<const char*>(w) + (c * khw + khw - 1 - t) * size, size);
+  Conv2dParams q = p;
+  q.c_in = p.c_out, q.c_out = p.c_in;
+  q.h = p.out_h, q.w = p.out_w, q.out_h = p.h, q.out_w = p.w;
+  q.pad_h = pad_h, q.pad_w = pad_w;
+  depthwise_forward(q, dy, flipped, nullptr, dx);
+  return true;
 }
 
 void depthwise_backward(const Conv2dParams& p, const void* dy, const void* x, const void* w,
                         void* dx, void* dw) {
   const DepthwiseTable t = depthwise_table();
   const double work = double(p.out_h) * p.out_w * p.kh * p.kw * (p.c_out / p.groups);
-  if (dx)
+  if (dx && !depthwise_backward_input_as_forward(p, dy, w, dx))
     parallel_for(p.n * p.c_in, threads_for(work * p.n * p.c_in, kMinWorkPerThread),
                  [&](int64_t b0, int64_t b1) { t.backward_input(p, dy, w, dx, b0, b1); });
   if (dw)
@@ -342,11 +364,22 @@ void forward_gemm_stride1(const Conv2dParams& p, const T* x, const T* w, const T
   });
 }
 
+// The padded-plane layout computes (wp - out_w) extra columns per row; gathering im2col panels
+// instead costs a few dozen cycles per output-row piece of a panel. Rough cycles per output
+// column and B row: extra work (wp - out_w) / out_w * cog / 16 FMAs against the gather's
+// (32 / out_w + 1) * 0.8. Small channel counts favour the padded plane, narrow images with many
+// channels (e.g. 14 x 14 x 512) the gather.
+bool use_padded_plane(const Conv2dParams& p, const Geometry& g) {
+  if (p.stride_h != 1 || p.stride_w != 1) return false;
+  const double wp = double(p.out_w + (p.kw - 1) * p.dilation_w), ow = double(p.out_w);
+  return (wp - ow) / ow * g.cog / 16.0 < (32.0 / ow + 1.0) * 0.8;
+}
+
 // Y_g (cog x ohw) = W_g (cog x k) * im2col(x_g) (k x ohw) + bias, per image and group.
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g = geometry(p);
-  if (!g.pointwise && p.stride_h == 1 && p.stride_w == 1) return forward_gemm_stride1(p, x, w, bias, y);
+  if (!g.pointwise && use_padded_plane(p, g)) return forward_gemm_stride1(p, x, w, bias, y);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const TapTable taps(p);
   const double work = double(g.cog) * g.k * g.ohw;

@@ -45,16 +45,21 @@ inline T dot_row(const T* __restrict a, const T* __restrict x, int64_t n, int64_
 
 // A vector of one cache line, written with GCC vector extensions so that each ISA's translation
 // unit turns it into its own registers (one zmm, two ymm, four xmm).
-template <typename T>
+template <typename T, int Bytes = 64>
 struct Vec {
-  static constexpr int64_t size = 64 / sizeof(T);
-  typedef T type __attribute__((vector_size(64)));
+  static constexpr int64_t size = Bytes / sizeof(T);
+  typedef T type __attribute__((vector_size(Bytes)));
   __attribute__((always_inline)) static type load(const T* p) {
     type v;
     std::memcpy(&v, p, sizeof v);
     return v;
   }
   __attribute__((always_inline)) static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
+  static T sum(type v) {  // lanes in order
+    T total = 0;
+    for (int64_t l = 0; l < size; ++l) total += v[l];
+    return total;
+  }
 };
 
 // One output row of a plane with one pass per kernel tap: any stride, any width.
@@ -62,13 +67,14 @@ template <typename T, int S>
 void forward_row(const Conv2dParams& p, const TapTable& t, const T* xp, const T* wp, T bias,
                  int64_t oh, T* yr) {
   std::fill(yr, yr + p.out_w, bias);
-  for (int64_t i = 0; i < p.kh; ++i) {
-    const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
-    if (ih < 0 || ih >= p.h) continue;
-    const T* xr = xp + ih * p.w;
-    for (int64_t j = 0; j < p.kw; ++j)
-      axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.hi[j] - t.lo[j], p.stride_w);
-  }
+  for (int64_t c = 0; c < p.c_in / p.groups; ++c, xp += p.h * p.w, wp += p.kh * p.kw)
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+      if (ih < 0 || ih >= p.h) continue;
+      const T* xr = xp + ih * p.w;
+      for (int64_t j = 0; j < p.kw; ++j)
+        axpy_row<T, S>(yr + t.lo[j], xr + t.src[j], wp[i * p.kw + j], t.hi[j] - t.lo[j], p.stride_w);
+    }
 }
 
 // Unit width stride, blocks of kRows output rows x one vector of columns with the sums in
@@ -80,22 +86,27 @@ void forward_rows_blocked(const Conv2dParams& p, const T* xp, const T* wp, T bia
                           int64_t hi, const T* zeros, T* yp) {
   using V = typename Vec<T>::type;
   constexpr int64_t kRows = 4, L = Vec<T>::size;
+  const int64_t channels = p.c_in / p.groups;
   for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += kRows) {
     const int64_t rows = std::min(kRows, p.out_h - oh0);
     for (int64_t ow = lo;; ow += L) {
       ow = std::min(ow, hi - L);
       V acc[kRows];
       for (int64_t r = 0; r < kRows; ++r) acc[r] = V{} + bias;
-      for (int64_t i = 0; i < p.kh; ++i) {
-        const T* row[kRows];
-        for (int64_t r = 0; r < kRows; ++r) {
-          const int64_t ih = (oh0 + r) * p.stride_h - p.pad_h + i * p.dilation_h;
-          row[r] = (r < rows && ih >= 0 && ih < p.h ? xp + ih * p.w : zeros) + ow - p.pad_w;
-        }
-        for (int64_t j = 0; j < p.kw; ++j) {
-          const T wv = wp[i * p.kw + j];
-          const int64_t off = j * p.dilation_w;
-          for (int64_t r = 0; r < kRows; ++r) acc[r] += wv * Vec<T>::load(row[r] + off);
+      for (int64_t c = 0; c < channels; ++c) {
+        const T* xc = xp + c * p.h * p.w;
+        const T* wc = wp + c * p.kh * p.kw;
+        for (int64_t i = 0; i < p.kh; ++i) {
+          const T* row[kRows];
+          for (int64_t r = 0; r < kRows; ++r) {
+            const int64_t ih = (oh0 + r) * p.stride_h - p.pad_h + i * p.dilation_h;
+            row[r] = (r < rows && ih >= 0 && ih < p.h ? xc + ih * p.w : zeros) + ow - p.pad_w;
+          }
+          for (int64_t j = 0; j < p.kw; ++j) {
+            const T wv = wc[i * p.kw + j];
+            const int64_t off = j * p.dilation_w;
+            for (int64_t r = 0; r < kRows; ++r) acc[r] += wv * Vec<T>::load(row[r] + off);
+          }
         }
       }
       for (int64_t r = 0; r < rows; ++r) Vec<T>::store(yp + (oh0 + r) * p.out_w + ow, acc[r]);
@@ -105,14 +116,16 @@ void forward_rows_blocked(const Conv2dParams& p, const T* xp, const T* wp, T bia
       const int64_t oh = oh0 + r;
       auto edge = [&](int64_t ow) {
         T acc = bias;
-        for (int64_t i = 0; i < p.kh; ++i) {
-          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
-          if (ih < 0 || ih >= p.h) continue;
-          for (int64_t j = 0; j < p.kw; ++j) {
-            const int64_t iw = ow - p.pad_w + j * p.dilation_w;
-            if (iw >= 0 && iw < p.w) acc += wp[i * p.kw + j] * xp[ih * p.w + iw];
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t i = 0; i < p.kh; ++i) {
+            const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+            if (ih < 0 || ih >= p.h) continue;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              const int64_t iw = ow - p.pad_w + j * p.dilation_w;
+              if (iw >= 0 && iw < p.w)
+                acc += wp[(c * p.kh + i) * p.kw + j] * xp[(c * p.h + ih) * p.w + iw];
+            }
           }
-        }
         yp[oh * p.out_w + ow] = acc;
       };
       for (int64_t ow = 0; ow < lo; ++ow) edge(ow);
@@ -121,28 +134,51 @@ void forward_rows_blocked(const Conv2dParams& p, const T* xp, const T* wp, T bia
   }
 }
 
-// Output planes [begin, end) of n * c_out.
+// Output planes [begin, end) of n * c_out. Written for one input channel per group, it also
+// takes a few (the input gradient of a layer with few output channels per group runs here).
 template <typename T, int S>
 void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, int64_t begin,
              int64_t end) {
-  const TapTable t(p);
-  const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
-  int64_t lo = 0, hi = p.out_w;  // columns every tap reaches
-  for (int64_t j = 0; j < p.kw; ++j) lo = std::max(lo, t.lo[j]), hi = std::min(hi, t.hi[j]);
-  const bool blocked = S == 1 && hi - lo >= Vec<T>::size;
-  std::vector<T> zeros(blocked ? p.w + p.dilation_w * p.kw + Vec<T>::size : 0, T(0));
-  for (int64_t plane = begin; plane < end; ++plane) {
-    const int64_t n = plane / p.c_out, co = plane % p.c_out, ci = co / cog;
-    const T* xp = x + (n * p.c_in + ci) * p.h * p.w;
-    const T* wp = w + co * p.kh * p.kw;
-    T* yp = y + plane * ohw;
-    const T bias = b ? b[co] : T(0);
-    if (blocked) {
-      forward_rows_blocked(p, xp, wp, bias, lo, hi, zeros.data(), yp);
-      continue;
+  const int64_t cog = p.c_out / p.groups, cig = p.c_in / p.groups, ohw = p.out_h * p.out_w;
+  if (S == 1 && p.out_w >= Vec<T>::size) {
+    // The group's input planes are copied into zero-padded planes holding exactly the rows and
+    // columns the taps reach, so that every output column takes the vector loop.
+    Conv2dParams q = p;
+    q.h = (p.out_h - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+    q.w = p.out_w + (p.kw - 1) * p.dilation_w;
+    q.pad_h = q.pad_w = 0;
+    const int64_t plane_in = q.h * q.w;
+    thread_local std::vector<T> padded;
+    if (padded.size() < size_t(cig * plane_in)) padded.resize(cig * plane_in);
+    int64_t cached = -1;  // (image, group) whose planes are in `padded`
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.c_out, co = plane % p.c_out, grp = co / cog;
+      if (n * p.groups + grp != cached) {
+        cached = n * p.groups + grp;
+        for (int64_t c = 0; c < cig; ++c)
+          for (int64_t r = 0; r < q.h; ++r) {
+            T* dst = padded.data() + (c * q.h + r) * q.w;
+            const int64_t ih = r - p.pad_h;
+            std::fill(dst, dst + q.w, T(0));
+            if (ih < 0 || ih >= p.h) continue;
+            const int64_t c0 = std::max<int64_t>(0, p.pad_w), c1 = std::min(q.w, p.pad_w + p.w);
+            if (c1 > c0)
+              std::memcpy(dst + c0, x + ((n * p.c_in + grp * cig + c) * p.h + ih) * p.w + c0 - p.pad_w,
+                          sizeof(T) * (c1 - c0));
+          }
+      }
+      forward_rows_blocked(q, padded.data(), w + co * cig * p.kh * p.kw, b ? b[co] : T(0), 0,
+                           p.out_w, padded.data(), y + plane * ohw);
     }
+    return;
+  }
+  const TapTable t(p);
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const int64_t n = plane / p.c_out, co = plane % p.c_out, ci = co / cog * cig;
+    const T* xp = x + (n * p.c_in + ci) * p.h * p.w;
+    const T* wp = w + co * cig * p.kh * p.kw;
     for (int64_t oh = 0; oh < p.out_h; ++oh)
-      forward_row<T, S>(p, t, xp, wp, bias, oh, yp + oh * p.out_w);
+      forward_row<T, S>(p, t, xp, wp, b ? b[co] : T(0), oh, y + plane * ohw + oh * p.out_w);
   }
 }
 
@@ -205,6 +241,80 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, int6
   }
 }
 
+// Unit width stride: the sums stay in vector form (one accumulator per tap and vector width)
+// over whole planes and are reduced once per channel, in a fixed lane order. The columns every
+// tap reaches are done a vector at a time (one load of dy shared by all taps), the rest per column.
+template <typename T>
+void backward_weight_unit_stride(const Conv2dParams& p, const T* dy, const T* x, T* dw,
+                                 int64_t begin, int64_t end) {
+  using Full = Vec<T, 64>;
+  using Half = Vec<T, 32>;
+  const TapTable t(p);
+  const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w, taps = p.kh * p.kw;
+  int64_t lo = 0, hi = p.out_w;
+  for (int64_t j = 0; j < p.kw; ++j) lo = std::max(lo, t.lo[j]), hi = std::min(hi, t.hi[j]);
+  hi = std::max(hi, lo);
+  // Plain T storage: standard templates instantiated on vector types would be shared between the
+  // per-ISA translation units (with different calling conventions for those types).
+  std::vector<T> acc_full(taps * Full::size), acc_half(taps * Half::size), acc(taps);
+  std::vector<int64_t> row(p.kh);  // offset of input column 0 (unpadded) per tap row, or -1
+  for (int64_t co = begin; co < end; ++co) {
+    const int64_t ci = co / cog;
+    std::fill(acc_full.begin(), acc_full.end(), T(0));
+    std::fill(acc_half.begin(), acc_half.end(), T(0));
+    std::fill(acc.begin(), acc.end(), T(0));
+    for (int64_t n = 0; n < p.n; ++n) {
+      const T* yp = dy + (n * p.c_out + co) * ohw;
+      const T* xp = x + (n * p.c_in + ci) * p.h * p.w;
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const T* yr = yp + oh * p.out_w;
+        for (int64_t i = 0; i < p.kh; ++i) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+          row[i] = ih >= 0 && ih < p.h ? ih * p.w : -1;
+        }
+        int64_t ow = lo;
+        for (; ow + Full::size <= hi; ow += Full::size) {
+          const auto d = Full::load(yr + ow);
+          for (int64_t i = 0; i < p.kh; ++i) {
+            if (row[i] < 0) continue;
+            const T* xr = xp + row[i] + ow - p.pad_w;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              T* a = &acc_full[(i * p.kw + j) * Full::size];
+              Full::store(a, Full::load(a) + d * Full::load(xr + j * p.dilation_w));
+            }
+          }
+        }
+        for (; ow + Half::size <= hi; ow += Half::size) {
+          const auto d = Half::load(yr + ow);
+          for (int64_t i = 0; i < p.kh; ++i) {
+            if (row[i] < 0) continue;
+            const T* xr = xp + row[i] + ow - p.pad_w;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              T* a = &acc_half[(i * p.kw + j) * Half::size];
+              Half::store(a, Half::load(a) + d * Half::load(xr + j * p.dilation_w));
+            }
+          }
+        }
+        auto column = [&](int64_t c) {
+          for (int64_t i = 0; i < p.kh; ++i) {
+            if (row[i] < 0) continue;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              const int64_t iw = c - p.pad_w + j * p.dilation_w;
+              if (iw >= 0 && iw < p.w) acc[i * p.kw + j] += yr[c] * xp[row[i] + iw];
+            }
+          }
+        };
+        for (; ow < hi; ++ow) column(ow);
+        for (int64_t c = 0; c < lo; ++c) column(c);
+        for (int64_t c = hi; c < p.out_w; ++c) column(c);
+      }
+    }
+    for (int64_t k = 0; k < taps; ++k)
+      dw[co * taps + k] = Full::sum(Full::load(&acc_full[k * Full::size])) +
+                          Half::sum(Half::load(&acc_half[k * Half::size])) + acc[k];
+  }
+}
+
 }  // namespace depthwise
 }  // namespace
 
@@ -241,8 +351,8 @@ CONVFORGE_DECLARE_DEPTHWISE(avx512)
   template <typename T>                                                                           \
   static void dw_bwd_w(const Conv2dParams& p, const void* dy, const void* x, void* dw,           \
                        int64_t begin, int64_t end) {                                              \
-    auto f =                                                                                      \
-        p.stride_w == 1 ? depthwise::backward_weight<T, 1> : depthwise::backward_weight<T, 0>;   \
+    auto f = p.stride_w == 1 ? depthwise::backward_weight_unit_stride<T>                          \
+                             : depthwise::backward_weight<T, 0>;                                 \
     f(p, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw), begin, end);  \
   }                                                                                               \
   void conv2d_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* w,      \

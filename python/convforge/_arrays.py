@@ -92,6 +92,9 @@ def _enter_cuda_context(args):
         _C._set_cuda_context(first[1], first[2])
 
 
+_HOST_TYPES = frozenset({np.ndarray, tuple, list, int, float, bool, str, type(None)})
+
+
 class _Kernels:
     """The compiled module, with every op call made in the CUDA context of its GPU arguments."""
 
@@ -105,7 +108,10 @@ class _Kernels:
 
         @functools.wraps(fn)
         def call(*args):
-            _enter_cuda_context(args)
+            for x in args:  # the common case, host arrays and plain values, costs one set lookup each
+                if type(x) not in _HOST_TYPES:
+                    _enter_cuda_context(args)
+                    break
             return fn(*args)
 
         setattr(self, name, call)
