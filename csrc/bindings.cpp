@@ -229,6 +229,11 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
   weight.require_same_device(input);
   weight.require_contiguous();
   CHECK(groups > 0, "groups: expected a positive integer, got ", groups);
+  CHECK(input.shape[2] > 0 && input.shape[3] > 0, input.name,
+        ": expected non-empty height and width (only the batch or channels may be empty, as in "
+        "torch), got shape ", input.shape_str());
+  CHECK(weight.shape[0] > 0, "weight: expected at least one output channel (as torch), got shape ",
+        weight.shape_str());
   require_window_param("weight", Pair{weight.shape[2], weight.shape[3]});
   require_window_param("stride", stride);
   require_window_param("padding", padding);
@@ -319,6 +324,9 @@ static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pai
         stride[1], ")");
   CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation: expected positive values, got (",
         dilation[0], ", ", dilation[1], ")");
+  CHECK(input.shape[1] > 0 && input.shape[2] > 0 && input.shape[3] > 0, input.name,
+        ": expected non-empty channel, height and width dimensions (only the batch may be empty, "
+        "as in torch), got shape ", input.shape_str());
   require_window_param("kernel_size", kernel);
   require_window_param("stride", stride);
   require_window_param("dilation", dilation);

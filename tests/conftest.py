@@ -44,3 +44,8 @@ settings.register_profile("long", max_examples=4000, deadline=None,
 settings.register_profile("sanitize", max_examples=40, deadline=None, derandomize=True,
                           suppress_health_check=_slow_ok, print_blob=True)
 settings.load_profile("ci")  # --hypothesis-profile overrides this after conftest is imported
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "no_sanitize: cannot run under AddressSanitizer (tools/sanitize.sh skips it)")

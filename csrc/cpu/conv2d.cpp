@@ -465,7 +465,7 @@ void backward_weight_gemm(const Conv2dParams& p, const T* dy, const T* x, T* dw)
   const int64_t wsize = p.c_out * g.k;
   constexpr int64_t kMaxSlices = 8, kMaxPartialElements = int64_t{1} << 20;
   const int64_t slices = std::clamp<int64_t>(kMaxPartialElements / std::max<int64_t>(wsize, 1), 1,
-                                             std::min(kMaxSlices, p.n));
+                                             std::min(kMaxSlices, std::max<int64_t>(p.n, 1)));
   T* partials = workspace<T>(std::max<int64_t>(slices - 1, 0) * wsize, 1);
   auto slice_output = [&](int64_t s) { return s == 0 ? dw : partials + (s - 1) * wsize; };
   const double work = double(g.cog) * g.k * g.ohw * p.n / slices;

@@ -94,10 +94,15 @@ __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { ret
 #define CF_LAUNCH(kernel, grid, block, smem, stream, ...) \
   ::convforge::CF_NS::launch_kernel(#kernel, kernel, grid, block, smem, stream, __VA_ARGS__)
 
+// An empty problem (a zero batch, channel or output count) has an empty grid, which CUDA
+// rejects: it launches nothing instead.
+inline bool empty_grid(dim3 grid) { return grid.x == 0 || grid.y == 0 || grid.z == 0; }
+
 #if CONVFORGE_CUDA_EMULATION
 template <typename... Params, typename... Args>
 void launch_kernel(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
                    void* /*stream*/, Args&&... args) {
+  if (empty_grid(grid)) return;
   emu::launch(name, grid, block, smem, [&] { kernel(args...); });
 }
 #else
@@ -105,6 +110,7 @@ void throw_cuda_error(cudaError_t err, const char* what);
 template <typename... Params, typename... Args>
 void launch_kernel(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
                    void* stream, Args&&... args) {
+  if (empty_grid(grid)) return;
   kernel<<<grid, block, smem, static_cast<cudaStream_t>(stream)>>>(std::forward<Args>(args)...);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, name);

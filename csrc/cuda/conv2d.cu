@@ -454,11 +454,12 @@ void backward(const Conv2dParams& p, const void* grad_output, const void* input,
     // Split the reduction over n * out_h * out_w until there are enough blocks.
     using Cfg = Tile64;
     const int64_t rows = s.cog, cols = int64_t(s.cig) * s.kh * s.kw, K = int64_t(s.n) * s.out_h * s.out_w;
-    const int64_t tiles = ceil_div(rows, Cfg::BM) * ceil_div(cols, Cfg::BN) * s.groups;
+    const int64_t tiles = std::max<int64_t>(1, ceil_div(rows, Cfg::BM) * ceil_div(cols, Cfg::BN) * s.groups);
     const int64_t max_splits = std::max<int64_t>(1, K / kMinSplitK);
     const int64_t want = std::min<int64_t>(max_splits, ceil_div(kSplitTargetBlocks, tiles));
-    const int64_t chunk = ceil_div(ceil_div(K, std::max<int64_t>(want, 1)), Cfg::BK) * Cfg::BK;
-    const int64_t splits = ceil_div(K, chunk);
+    // An empty batch (K == 0) still launches one split, which writes the zero gradient.
+    const int64_t chunk = std::max<int64_t>(Cfg::BK, ceil_div(ceil_div(K, std::max<int64_t>(want, 1)), Cfg::BK) * Cfg::BK);
+    const int64_t splits = std::max<int64_t>(1, ceil_div(K, chunk));
     CHECK(splits * s.groups <= 65535, "groups: ", backend_name(), " kernels expect at most 65535 groups");
     const dim3 grid = tile_grid<Cfg>(rows, cols, splits * s.groups);
     if (splits == 1)

@@ -30,11 +30,36 @@ namespace {
 // and other architectures use ucontext, which the sanitizer understands.
 
 #if CONVFORGE_EMU_UCONTEXT
+// Under AddressSanitizer every switch is announced with its fiber API, so that it knows which
+// stack is live (else an exception thrown on a fiber stack makes it report false errors). A
+// fiber learns the scheduler's stack, the OS thread's, when it first lands.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define CONVFORGE_EMU_ASAN_FIBERS 1
+#endif
 struct Context {
   ucontext_t uc;
+  const void* stack = nullptr;
+  size_t stack_size = 0;
 };
-void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+void landed(Context* came_from) {
+#if CONVFORGE_EMU_ASAN_FIBERS
+  const void* bottom = nullptr;
+  size_t size = 0;
+  __sanitizer_finish_switch_fiber(nullptr, &bottom, &size);
+  if (came_from) came_from->stack = bottom, came_from->stack_size = size;
+#endif
+}
+void switch_context(Context& from, Context& to) {
+#if CONVFORGE_EMU_ASAN_FIBERS
+  __sanitizer_start_switch_fiber(nullptr, to.stack, to.stack_size);
+#endif
+  swapcontext(&from.uc, &to.uc);
+  landed(&to);
+}
 void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  c.stack = stack;
+  c.stack_size = size;
   getcontext(&c.uc);
   c.uc.uc_stack.ss_sp = stack;
   c.uc.uc_stack.ss_size = size;
@@ -71,6 +96,7 @@ struct Context {
   void* sp = nullptr;
 };
 void switch_context(Context& from, Context& to) { convforge_emu_switch(&from.sp, to.sp); }
+void landed(Context*) {}
 // A fresh stack that "returns" into entry with the alignment of a normal call.
 void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
   auto top = reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t(15);
@@ -153,6 +179,7 @@ std::string str(uint3 v) {
 
 void fiber_entry() {
   Block* b = current_block;
+  landed(&b->scheduler);
   Fiber* f = b->running;
   try {
     (*b->kernel)();
