@@ -614,7 +614,7 @@ class _Backend:
             warned.add(reason)
             warnings.warn(f"convforge {type(self).__name__}: {reason} is not supported, running "
                           f"torch's implementation", ConvforgeFallbackWarning, stacklevel=3)
-        return self._torch_forward(input)
+        return self._torch_class.forward(self, input)
 
 
 class Conv2d(_Backend, nn.Conv2d):
@@ -622,9 +622,6 @@ class Conv2d(_Backend, nn.Conv2d):
     Falls back to torch for ``padding_mode`` other than ``'zeros'`` and unsupported dtypes/devices."""
 
     _torch_class = nn.Conv2d
-
-    def _torch_forward(self, input):
-        return nn.Conv2d.forward(self, input)
 
     def forward(self, input):
         reason = self._unsupported(input)
@@ -640,9 +637,6 @@ class MaxPool2d(_Backend, nn.MaxPool2d):
 
     _torch_class = nn.MaxPool2d
 
-    def _torch_forward(self, input):
-        return nn.MaxPool2d.forward(self, input)
-
     def forward(self, input):
         reason = self._unsupported(input)
         if reason is not None:
@@ -656,9 +650,6 @@ class AvgPool2d(_Backend, nn.AvgPool2d):
 
     _torch_class = nn.AvgPool2d
 
-    def _torch_forward(self, input):
-        return nn.AvgPool2d.forward(self, input)
-
     def forward(self, input):
         reason = self._unsupported(input)
         if reason is not None:
@@ -671,9 +662,6 @@ class Linear(_Backend, nn.Linear):
     """``torch.nn.Linear`` running on convforge's GEMM."""
 
     _torch_class = nn.Linear
-
-    def _torch_forward(self, input):
-        return nn.Linear.forward(self, input)
 
     def forward(self, input):
         reason = self._unsupported(input)
