@@ -87,7 +87,8 @@ def check_problem(case, pass_, problem):
 def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S, first_call=None):
     """Times the checked problem; returns one result row per contestant (best variant)."""
     stats = timing.interleaved({impl.label: impl.fn for impl in problem.impls}, samples=samples,
-                               min_sample_s=min_sample_s, first_call=first_call)
+                               min_sample_s=min_sample_s, first_call=first_call,
+                               settle_s=timing.SETTLE_S if threads > 1 else 0.0)
     by_who = {}
     for impl in problem.impls:
         by_who.setdefault(impl.who, []).append(impl)

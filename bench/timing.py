@@ -4,11 +4,19 @@ Each callable is warmed up, then timed in rounds A B C A B C ... so that a slow 
 shared machine hits every contestant alike. A sample is the mean time of `reps` back-to-back
 calls, with `reps` chosen so that one sample lasts at least `min_sample_s` (small calls are
 batched; the timer's resolution and the loop's overhead then do not matter).
+
+With more than one thread, every contestant brings its own thread pool, and idle pools spin
+before they sleep (OpenBLAS for 2**28 cycles, ~0.1 s): a sample taken right after another
+library's call would share the cores with its spinning workers. So each sample then starts
+after a pause of `settle_s`, long enough for the previous pool to park.
 """
 
 import math
 import time
 from dataclasses import dataclass
+
+# Longer than OpenBLAS's default spin-wait (2**28 cycles) at 2 GHz and above.
+SETTLE_S = 0.2
 
 # A spread wider than this fraction of the median (interquartile range / median) means the
 # machine was too busy for the number to be trusted; differences under ~20 % are noise anyway.
@@ -73,14 +81,21 @@ def _timed(fn, reps, clock):
     return (clock() - start) / reps
 
 
-def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.perf_counter, first_call=None):
+def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.perf_counter, first_call=None,
+                settle_s=0.0, sleep=time.sleep):
     """Times every callable of `fns` (name -> zero-argument callable) interleaved; returns
     name -> Stats of seconds per call. At least `samples` samples each. `first_call` (name ->
-    seconds) gives calls already made (the check): one that took >= warmup_s was the warm-up."""
+    seconds) gives calls already made (the check): one that took >= warmup_s was the warm-up.
+    `settle_s`: a pause before each sample (and warm-up) that follows another contestant."""
     if samples < 1:
         raise ValueError(f"samples: expected a positive integer, got {samples}")
     reps = {}
+    def settle():
+        if settle_s > 0 and len(fns) > 1:
+            sleep(settle_s)
+
     for name, fn in fns.items():
+        settle()
         # Warm up (caches, page faults, lazy initialization) and calibrate from the last call.
         # The fastest warm-up call calibrates: a call slowed by a busy machine must not shrink
         # the samples below min_sample_s.
@@ -95,5 +110,6 @@ def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.per
     times = {name: [] for name in fns}
     for _ in range(samples):
         for name, fn in fns.items():
+            settle()
             times[name].append(_timed(fn, reps[name], clock))
     return {name: summarize(times[name], reps[name]) for name in fns}

@@ -58,6 +58,30 @@ def test_interleaved_batches_small_calls_and_alternates():
     assert runs == ["a", "b"] * 7  # A B A B ...: interleaved sample by sample
 
 
+def test_interleaved_settles_before_each_contestant_but_does_not_time_the_pause():
+    clock, events = FakeClock(), []
+
+    def op(name):
+        def fn():
+            events.append(name)
+            clock.now += 0.01
+        return fn
+
+    def sleep(seconds):
+        events.append("pause")
+        clock.now += seconds
+
+    stats = timing.interleaved({"a": op("a"), "b": op("b")}, samples=3, min_sample_s=0.01, warmup_s=0.0,
+                               clock=clock, settle_s=0.5, sleep=sleep)
+    assert events == ["pause", "a", "pause", "b"] + ["pause", "a", "pause", "b"] * 3
+    assert stats["a"].median == pytest.approx(0.01) and stats["b"].median == pytest.approx(0.01)
+    # A single contestant has nobody to wait for.
+    events.clear()
+    timing.interleaved({"a": op("a")}, samples=2, min_sample_s=0.01, warmup_s=0.0, clock=clock, settle_s=0.5,
+                       sleep=sleep)
+    assert "pause" not in events
+
+
 # ---------------------------------------------------------------------------------------------
 # Suites as data: parsing and selection
 

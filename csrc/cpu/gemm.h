@@ -34,7 +34,8 @@
 //     K, so the result is bitwise identical for every thread count.
 //   - epilogue(c_tile, ldc, i, j, m, n) runs once per finished m x n tile of C at row i, column j,
 //     after its last k-block, while the tile is still in cache (e.g. bias + activation).
-//   Threads splitting M pack one shared B block together (each packs some of its panels).
+//   Threads splitting M pack one shared B block together (each packs some of its panels); a
+//   thread alone packs its B block in chunks, just before the microkernel first needs them.
 //   Packing buffers come from gemm_workspace() slots 0 and 1 (per thread, reused, grown on
 //   demand); callers may use slots 2 and 3 for their own per-thread scratch.
 #pragma once
@@ -178,6 +179,23 @@ inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w
 // Packs `count` columns (width w each, last one narrower) of a strided source into panels.
 template <int W, typename T>
 inline void pack_panels(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t count, T* dst) {
+  if (js == 1 && ps != 1 && count >= 2 * W) {
+    // Rows contiguous along j (B row-major, A transposed): copy a few rows at a time across all
+    // panels, so each source row is read as one run. Panel by panel, a wide row would be read
+    // one cache line per page visit, which the hardware prefetcher does not follow.
+    constexpr int64_t rows = 4;
+    const int64_t full = count / W, rest = count - full * W;
+    for (int64_t p0 = 0; p0 < kc; p0 += rows) {
+      const int64_t p1 = std::min(kc, p0 + rows);
+      T* d = dst + p0 * W;
+      for (int64_t q = 0; q < full; ++q, d += W * kc)
+        for (int64_t p = p0; p < p1; ++p)
+          for (int j = 0; j < W; ++j) d[(p - p0) * W + j] = s[p * ps + q * W + j];
+      for (int64_t p = p0; rest && p < p1; ++p)
+        for (int j = 0; j < W; ++j) d[(p - p0) * W + j] = j < rest ? s[p * ps + full * W + j] : T(0);
+    }
+    return;
+  }
   for (int64_t j = 0; j < count; j += W, dst += W * kc)
     pack_panel<W>(s + j * js, ps, js, kc, std::min<int64_t>(W, count - j), dst);
 }
@@ -266,6 +284,8 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
   T* b_buf = team.size > 1 ? static_cast<T*>(team.b_shared)
                            : static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
   const auto ukernel = kern.ukernel;
+  // Just-in-time B packing goes ~128 KB at a time (4 panels of the AVX2 SGEMM tile at kc = 512).
+  const int64_t b_chunk = NR * std::max<int64_t>(1, (int64_t{128} << 10) / (sizeof(T) * NR * KC));
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
     // k == 0 still makes one pass (kc = 0) so that C = beta * C.
@@ -273,18 +293,23 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
       const int64_t kc = std::min(KC, k - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
       const bool last = pc + kc >= k;
-      if (team.size == 1) {
-        pack_b(pc, kc, jc, nc, NR, b_buf);
-      } else {
+      // A thread alone packs B just in time, a few panels ahead of the microkernel during the
+      // first row block: the packing (strided, often from DRAM) then overlaps compute, and the
+      // fresh panels are still in L1/L2 when first used.
+      bool b_packed = false;
+      if (team.size > 1) {
         const int64_t panels = (nc + NR - 1) / NR;
         const int64_t q0 = panels * team.index / team.size, q1 = panels * (team.index + 1) / team.size;
         if (q0 < q1) pack_b(pc, kc, jc + q0 * NR, std::min(nc, q1 * NR) - q0 * NR, NR, b_buf + q0 * NR * kc);
         team_barrier();  // B block complete
+        b_packed = true;
       }
       for (int64_t ic = i_begin; ic < i_end; ic += MC) {
         const int64_t mc = std::min(MC, i_end - ic);
         pack_a(ic, mc, pc, kc, MR, a_buf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
+          if (!b_packed && jr % b_chunk == 0)
+            pack_b(pc, kc, jc + jr, std::min(b_chunk, nc - jr), NR, b_buf + jr * kc);
           const int64_t n_tile = std::min(NR, nc - jr);
           const T* b_panel = b_buf + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -294,6 +319,7 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
             if (last) epilogue(c_tile, ldc, ic + ir, jc + jr, m_tile, n_tile);
           }
         }
+        b_packed = true;
       }
       if (team.size > 1) team_barrier();  // everyone is done with this B block
     }
