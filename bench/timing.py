@@ -90,6 +90,7 @@ def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.per
     if samples < 1:
         raise ValueError(f"samples: expected a positive integer, got {samples}")
     reps = {}
+
     def settle():
         if settle_s > 0 and len(fns) > 1:
             sleep(settle_s)

@@ -13,7 +13,6 @@
 #include "cpu/conv2d_common.h"
 #include "ops.h"
 
-#pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors in the baseline build stay internal
 
 namespace convforge::cpu {
 
@@ -43,9 +42,20 @@ inline T dot_row(const T* __restrict a, const T* __restrict x, int64_t n, int64_
   return acc;
 }
 
-// A vector of one cache line, written with GCC vector extensions so that each ISA's translation
-// unit turns it into its own registers (one zmm, two ymm, four xmm).
-template <typename T, int Bytes = 64>
+// The widest register of the ISA this translation unit is compiled for. A wider GCC vector would
+// be split into halves that the compiler assembles and takes apart through the stack (a store-
+// forwarding stall per operation: ten times slower on an AVX2-only CPU).
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+// A vector written with GCC vector extensions, so that each ISA's translation unit turns it into
+// its own registers.
+template <typename T, int Bytes = kVectorBytes>
 struct Vec {
   static constexpr int64_t size = Bytes / sizeof(T);
   typedef T type __attribute__((vector_size(Bytes)));
@@ -247,8 +257,8 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, int6
 template <typename T>
 void backward_weight_unit_stride(const Conv2dParams& p, const T* dy, const T* x, T* dw,
                                  int64_t begin, int64_t end) {
-  using Full = Vec<T, 64>;
-  using Half = Vec<T, 32>;
+  using Full = Vec<T>;
+  using Half = Vec<T, kVectorBytes / 2>;
   const TapTable t(p);
   const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w, taps = p.kh * p.kw;
   int64_t lo = 0, hi = p.out_w;
