@@ -13,7 +13,6 @@
 #include "cpu/conv2d_common.h"
 #include "ops.h"
 
-
 namespace convforge::cpu {
 
 // Internal linkage: every per-ISA translation unit keeps its own copy of these templates (with

@@ -179,25 +179,14 @@ inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w
 // Packs `count` columns (width w each, last one narrower) of a strided source into panels.
 template <int W, typename T>
 inline void pack_panels(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t count, T* dst) {
-  if (js == 1 && ps != 1 && count >= 2 * W) {
-    // Rows contiguous along j (B row-major, A transposed): copy a few rows at a time across all
-    // panels, so each source row is read as one run. Panel by panel, a wide row would be read
-    // one cache line per page visit, which the hardware prefetcher does not follow.
-    constexpr int64_t rows = 4;
-    const int64_t full = count / W, rest = count - full * W;
-    for (int64_t p0 = 0; p0 < kc; p0 += rows) {
-      const int64_t p1 = std::min(kc, p0 + rows);
-      T* d = dst + p0 * W;
-      for (int64_t q = 0; q < full; ++q, d += W * kc)
-        for (int64_t p = p0; p < p1; ++p)
-          for (int j = 0; j < W; ++j) d[(p - p0) * W + j] = s[p * ps + q * W + j];
-      for (int64_t p = p0; rest && p < p1; ++p)
-        for (int j = 0; j < W; ++j) d[(p - p0) * W + j] = j < rest ? s[p * ps + full * W + j] : T(0);
-    }
-    return;
-  }
-  for (int64_t j = 0; j < count; j += W, dst += W * kc)
-    pack_panel<W>(s + j * js, ps, js, kc, std::min<int64_t>(W, count - j), dst);
+  // Rows contiguous along j (B row-major, A transposed): a few rows at a time across all panels,
+  // so each source row is read as one run. Panel by panel, a wide row would be read one cache
+  // line per page visit, which the hardware prefetcher does not follow.
+  const int64_t rows = js == 1 && ps != 1 && count >= 2 * W ? 4 : kc;
+  for (int64_t p0 = 0; p0 < kc; p0 += rows)
+    for (int64_t j = 0; j < count; j += W)
+      pack_panel<W>(s + p0 * ps + j * js, ps, js, std::min(rows, kc - p0), std::min<int64_t>(W, count - j),
+                    dst + j * kc + p0 * W);
 }
 
 template <typename T>
