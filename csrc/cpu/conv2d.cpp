@@ -182,13 +182,7 @@ struct OffsetPackB {
   const T* base;
   const int64_t* offsets;
   void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
-    for (int64_t q0 = j0; q0 < j0 + nc; q0 += nr, dst += nr * kc) {
-      const int64_t width = std::min(nr, j0 + nc - q0);
-      for (int64_t r = 0; r < kc; ++r) {
-        std::memcpy(dst + r * nr, base + offsets[k0 + r] + q0, sizeof(T) * width);
-        for (int64_t t = width; t < nr; ++t) dst[r * nr + t] = T(0);
-      }
-    }
+    detail::pack_row_runs([&](int64_t r) { return base + offsets[k0 + r] + j0; }, kc, nc, nr, dst);
   }
 };
 

@@ -209,6 +209,32 @@ inline void pack_panels_any(const T* s, int64_t ps, int64_t js, int64_t kc, int6
   }
 }
 
+// Packs `count` columns of B whose row p is the contiguous run row(p)[0 .. count) into panels of
+// width nr (zero-padded), one pass along each row: rows may lie anywhere (e.g. the taps of a
+// padded image). With W the tile width, each panel's run is a fixed-size copy the compiler inlines.
+template <int W, typename T, typename Row>
+inline void pack_row_runs_w(const Row& row, int64_t kc, int64_t count, int64_t nr, T* dst) {
+  const int64_t w = W > 0 ? W : nr;
+  const int64_t full = count / w * w;
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* s = row(p);
+    T* d = dst + p * w;
+    for (int64_t j = 0; j < full; j += w, d += w * kc) std::memcpy(d, s + j, sizeof(T) * w);
+    if (full < count)
+      for (int64_t t = 0; t < w; ++t) d[t] = full + t < count ? s[full + t] : T(0);
+  }
+}
+
+template <typename T, typename Row>
+inline void pack_row_runs(const Row& row, int64_t kc, int64_t count, int64_t nr, T* dst) {
+  switch (nr) {  // the B tiles of gemm_kernel(): constant-length copies
+    case 8: return pack_row_runs_w<8>(row, kc, count, nr, dst);
+    case 16: return pack_row_runs_w<16>(row, kc, count, nr, dst);
+    case 32: return pack_row_runs_w<32>(row, kc, count, nr, dst);
+    default: return pack_row_runs_w<0>(row, kc, count, nr, dst);
+  }
+}
+
 }  // namespace detail
 
 // A as a strided matrix: A(i, p) = a[i * rs + p * cs].
@@ -242,8 +268,16 @@ struct NoEpilogue {
 namespace detail {
 
 inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+// The depth of the k blocks for a product with `rows` rows: equal blocks of at most kern.kc (a
+// thin last block would cost a whole pass over C for little work), and half as deep when the
+// rows do not fill one A block: each B panel then serves only a few microkernel calls, and a
+// shallower panel stays in L1 between them.
 template <typename T>
-int64_t block_kc(const GemmKernel<T>& kern, int64_t k) { return std::max<int64_t>(1, std::min(kern.kc, k)); }
+int64_t block_kc(const GemmKernel<T>& kern, int64_t k, int64_t rows) {
+  const int64_t limit = rows < kern.mc ? std::max<int64_t>(kern.kc / 2, 1) : kern.kc;
+  const int64_t blocks = std::max<int64_t>(1, (k + limit - 1) / limit);
+  return std::max<int64_t>(1, (k + blocks - 1) / blocks);
+}
 template <typename T>
 int64_t block_nc(const GemmKernel<T>& kern, int64_t n) { return std::min(kern.nc, round_up(n, kern.nr)); }
 
@@ -267,7 +301,7 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
                 int64_t j_end, int64_t k, T alpha, const PackA& pack_a, const PackB& pack_b,
                 T beta, T* c, int64_t ldc, const Epilogue& epilogue, const Team& team) {
   const int64_t MR = kern.mr, NR = kern.nr;
-  const int64_t KC = block_kc(kern, k), NC = block_nc(kern, j_end - j_begin);
+  const int64_t KC = kern.kc, NC = block_nc(kern, j_end - j_begin);  // KC: see gemm_packed
   const int64_t MC = std::min(kern.mc, round_up(std::max<int64_t>(i_end - i_begin, 1), MR));
   T* a_buf = static_cast<T*>(gemm_workspace(0, sizeof(T) * MC * KC));
   T* b_buf = team.size > 1 ? static_cast<T*>(team.b_shared)
@@ -327,19 +361,23 @@ void gemm_packed(const GemmKernel<T>& kern, int64_t m, int64_t n, int64_t k, T a
   const bool split_m = tiles_m >= tiles_n;
   const int64_t tiles = split_m ? tiles_m : tiles_n;
   nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
+  // The block depth depends on the shape only: it sets where the sums over k are rounded, so
+  // the bits do not depend on the thread count (and a team shares its B blocks).
+  GemmKernel<T> blocked = kern;
+  blocked.kc = detail::block_kc(kern, k, m);
   if (nthreads == 1) {
-    detail::gemm_block(kern, 0, m, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
+    detail::gemm_block(blocked, 0, m, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
     return;
   }
 #if defined(CONVFORGE_OPENMP)
   if (split_m) {  // one shared B block (the calling thread's buffer), rows split
-    void* b_shared = gemm_workspace(1, sizeof(T) * detail::block_nc(kern, n) * detail::block_kc(kern, k));
+    void* b_shared = gemm_workspace(1, sizeof(T) * detail::block_nc(kern, n) * blocked.kc);
 #pragma omp parallel num_threads(nthreads)
     {
       const detail::Team team{omp_get_thread_num(), omp_get_num_threads(), b_shared};
       const int64_t b = std::min(tiles * team.index / team.size * kern.mr, m);
       const int64_t e = std::min(tiles * (team.index + 1) / team.size * kern.mr, m);
-      detail::gemm_block(kern, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, team);
+      detail::gemm_block(blocked, b, e, 0, n, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, team);
     }
     return;
   }
@@ -349,7 +387,7 @@ void gemm_packed(const GemmKernel<T>& kern, int64_t m, int64_t n, int64_t k, T a
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = std::min(tiles * t / nthreads * kern.nr, n);
       const int64_t e = std::min(tiles * (t + 1) / nthreads * kern.nr, n);
-      if (b < e) detail::gemm_block(kern, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
+      if (b < e) detail::gemm_block(blocked, 0, m, b, e, k, alpha, pack_a, pack_b, beta, c, ldc, epilogue, {});
     }
   });
 }
