@@ -83,9 +83,10 @@ inline void gather_segment(const Conv2dParams& p, const TapTable& taps, const T*
   for (int64_t t = 0; t < lo - s.ow0; ++t) d[t * ds] = T(0);
   const T* src = xc + ih * p.w + taps.src[j] + (lo - taps.lo[j]) * p.stride_w;
   T* dd = d + (lo - s.ow0) * ds;
-  if (p.stride_w == 1 && ds == 1)
-    std::memcpy(dd, src, sizeof(T) * (hi - lo));
-  else
+  if (p.stride_w == 1 && ds == 1) {
+#pragma omp simd
+    for (int64_t t = 0; t < hi - lo; ++t) dd[t] = src[t];  // runs are short: no library call
+  } else
     for (int64_t t = 0; t < hi - lo; ++t) dd[t * ds] = src[t * p.stride_w];
   for (int64_t t = hi - s.ow0; t < len; ++t) d[t * ds] = T(0);
 }
@@ -127,15 +128,10 @@ struct BatchPackA {
   void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
     for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += mr * kc) {
       const int64_t rows = std::min(mr, mc - r0);
-      for (int64_t q = k0; q < k0 + kc;) {
+      for (int64_t q = k0; q < k0 + kc;) {  // one run of pixels per image: a transposing copy
         const int64_t n = q / ohw, pix = q % ohw, len = std::min(ohw - pix, k0 + kc - q);
-        T* d = dst + (q - k0) * mr;
-        for (int64_t r = 0; r < rows; ++r) {
-          const T* src = dy + n * image_stride + (i0 + r0 + r) * ohw + pix;
-          for (int64_t t = 0; t < len; ++t) d[t * mr + r] = src[t];
-        }
-        for (int64_t r = rows; r < mr; ++r)
-          for (int64_t t = 0; t < len; ++t) d[t * mr + r] = T(0);
+        detail::pack_panels_any(dy + n * image_stride + (i0 + r0) * ohw + pix, 1, ohw, len, rows, mr,
+                                dst + (q - k0) * mr);
         q += len;
       }
     }
@@ -151,17 +147,19 @@ struct BatchIm2colPackB {
     const int64_t khw = p.kh * p.kw, plane = p.h * p.w;
     auto* seg = static_cast<Segment*>(gemm_workspace(2, sizeof(Segment) * (kc + 2)));
     const int64_t segments = row_segments(k0, kc, p.out_w, p.out_h * p.out_w, seg);
+    // Each tap's values along the pixels are gathered into a row of `rows`, then the rows are
+    // transposed into the panel: contiguous runs both ways instead of one store per value.
+    T* rows = static_cast<T*>(gemm_workspace(3, sizeof(T) * nr * kc));
     for (int64_t t0 = j0; t0 < j0 + nc; t0 += nr, dst += nr * kc) {
       const int64_t width = std::min(nr, j0 + nc - t0);
       for (int64_t c = 0; c < width; ++c) {
         const int64_t tap = t0 + c, ci = tap / khw, i = tap % khw / p.kw, j = tap % p.kw;
         for (int64_t s = 0; s < segments; ++s) {
           const T* xc = x + (seg[s].n * p.c_in + ci) * plane;
-          gather_segment(p, taps, xc, i, j, seg[s], dst + seg[s].off * nr + c, nr);
+          gather_segment(p, taps, xc, i, j, seg[s], rows + c * kc + seg[s].off, 1);
         }
       }
-      for (int64_t r = 0; r < kc; ++r)
-        for (int64_t c = width; c < nr; ++c) dst[r * nr + c] = T(0);
+      detail::pack_panels_any(rows, 1, kc, kc, width, nr, dst);
     }
   }
 };
@@ -396,14 +394,20 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
   });
 }
 
-// Stride 1 with padding no larger than the kernel's reach: grad_input is itself a convolution of
-// grad_output with the flipped, transposed weight (w'[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j]
-// per group) and padding dilation * (k - 1) - pad. Returns false when that does not apply.
+// Stride 1 with padding no larger than the kernel's reach, and enough input channels: grad_input
+// is itself a convolution of grad_output with the flipped, transposed weight
+// (w'[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j] per group) and padding dilation * (k - 1) - pad.
+// Returns false when that does not apply.
 template <typename T>
 bool backward_input_as_forward(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
   const int64_t pad_h = p.dilation_h * (p.kh - 1) - p.pad_h, pad_w = p.dilation_w * (p.kw - 1) - p.pad_w;
   if (p.stride_h != 1 || p.stride_w != 1 || pad_h < 0 || pad_w < 0) return false;
   const Geometry g = geometry(p);
+  // That GEMM has only c_in / groups rows to spread the packing of its (c_out * kh * kw) x pixels
+  // B operand over; with few input channels, dcol = W^T * dY (B: c_out x pixels, reused by every
+  // tap) plus col2im is faster (LeNet's second layer: 1.3x).
+  constexpr int64_t kMinInputChannels = 16;
+  if (g.cig < kMinInputChannels) return false;
   T* wt = workspace<T>(p.c_out * g.k, 0);
   const int64_t khw = p.kh * p.kw;
   for (int64_t grp = 0; grp < p.groups; ++grp)
