@@ -334,54 +334,108 @@ void depthwise_backward(const Conv2dParams& p, const void* dy, const void* x, co
 // ---------------------------------------------------------------------------------------------
 // GEMM paths
 
-// Stride 1: the input is copied once into a zero-padded plane of exactly the rows and columns the
-// taps reach (hp x wp), and the output is computed on the padded grid q = oh * wp + ow, ow < wp.
-// Then im2col row k = (ci, i, j) is the contiguous run xpad[ci*hp*wp + i*dh*wp + j*dw + q]: the B
-// panels are straight copies, no per-pixel index arithmetic. The wp - out_w extra columns per
-// row are computed and dropped when the band is copied into the output (with the bias).
+// The padded-plane layout: the input is copied once into zero-padded planes of exactly the rows
+// and columns the taps reach, split by phase (row mod stride_h, column mod stride_w; one phase at
+// stride 1), each phase a hq x wq plane (only the phases some tap reads). The output is computed on the grid q = oh * wq + ow,
+// ow < wq: then im2col row k = (ci, i, j) is the contiguous run
+//   xq[plane(ci, i * dh mod sh, j * dw mod sw) + (i * dh / sh) * wq + j * dw / sw + q],
+// so the B panels are straight copies, with no per-pixel index arithmetic. The wq - out_w extra
+// columns per row are computed and dropped when a band is copied into the output (with the bias).
+struct PaddedPlanes {
+  int64_t hq, wq;
+  // The phases some tap reads (1x1 strided: only phase 0), numbered in order; -1: unused.
+  std::vector<int64_t> row_phase, col_phase;
+  int64_t row_phases = 0, col_phases = 0, planes;
+
+  explicit PaddedPlanes(const Conv2dParams& p, const Geometry& g)
+      : row_phase(p.stride_h, -1), col_phase(p.stride_w, -1) {
+    const int64_t hp = (p.out_h - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+    const int64_t wp = (p.out_w - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
+    hq = (hp + p.stride_h - 1) / p.stride_h;
+    wq = (wp + p.stride_w - 1) / p.stride_w;
+    for (int64_t i = 0; i < p.kh; ++i)
+      if (int64_t& ph = row_phase[i * p.dilation_h % p.stride_h]; ph < 0) ph = row_phases++;
+    for (int64_t j = 0; j < p.kw; ++j)
+      if (int64_t& pw = col_phase[j * p.dilation_w % p.stride_w]; pw < 0) pw = col_phases++;
+    planes = g.cig * row_phases * col_phases;
+  }
+  // + slack: the last row's extra columns run past the last plane.
+  int64_t size() const { return planes * hq * wq + wq; }
+
+  template <typename T>
+  void fill(const Conv2dParams& p, const T* x, T* xq) const {
+    const int64_t sw = p.stride_w;
+    for (int64_t ci = 0; ci < p.c_in / p.groups; ++ci)
+      for (int64_t ph = 0; ph < p.stride_h; ++ph)
+        for (int64_t pw = 0; pw < sw; ++pw) {
+          if (row_phase[ph] < 0 || col_phase[pw] < 0) continue;
+          T* plane = xq + plane_index(ci, ph, pw) * hq * wq;
+          // Column c of this phase reads input column c * sw + pw - pad_w: inside for c in [c0, c1).
+          const int64_t c0 = std::clamp<int64_t>((p.pad_w - pw + sw - 1) / sw, 0, wq);
+          const int64_t c1 = std::clamp<int64_t>((p.w + p.pad_w - pw + sw - 1) / sw, c0, wq);
+          for (int64_t r = 0; r < hq; ++r) {
+            T* dst = plane + r * wq;
+            const int64_t ih = r * p.stride_h + ph - p.pad_h;
+            if (ih < 0 || ih >= p.h) {
+              std::fill(dst, dst + wq, T(0));
+              continue;
+            }
+            const T* src = x + (ci * p.h + ih) * p.w + c0 * sw + pw - p.pad_w;
+            std::fill(dst, dst + c0, T(0));
+            if (sw == 1)
+              std::memcpy(dst + c0, src, sizeof(T) * (c1 - c0));
+            else
+              for (int64_t c = c0; c < c1; ++c) dst[c] = src[(c - c0) * sw];
+            std::fill(dst + c1, dst + wq, T(0));
+          }
+        }
+    std::fill(xq + planes * hq * wq, xq + size(), T(0));
+  }
+
+  // The start of im2col row k = (ci, i, j) in the planes.
+  std::vector<int64_t> row_offsets(const Conv2dParams& p, const Geometry& g) const {
+    std::vector<int64_t> offsets(g.k);
+    for (int64_t ci = 0; ci < g.cig; ++ci)
+      for (int64_t i = 0; i < p.kh; ++i)
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const int64_t di = i * p.dilation_h, dj = j * p.dilation_w;
+          const int64_t plane = plane_index(ci, di % p.stride_h, dj % p.stride_w);
+          offsets[(ci * p.kh + i) * p.kw + j] = (plane * hq + di / p.stride_h) * wq + dj / p.stride_w;
+        }
+    return offsets;
+  }
+
+ private:
+  int64_t plane_index(int64_t ci, int64_t ph, int64_t pw) const {
+    return (ci * row_phases + row_phase[ph]) * col_phases + col_phase[pw];
+  }
+};
+
 template <typename T>
-void forward_gemm_stride1(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+void forward_gemm_padded(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g = geometry(p);
   const GemmKernel<T> kern = gemm_kernel<T>();
-  const int64_t hp = p.out_h + (p.kh - 1) * p.dilation_h, wp = p.out_w + (p.kw - 1) * p.dilation_w;
-  const int64_t padded = g.cig * hp * wp + wp;  // + slack: the last row's extra columns run over
-  std::vector<int64_t> offsets(g.k);
-  for (int64_t ci = 0; ci < g.cig; ++ci)
-    for (int64_t i = 0; i < p.kh; ++i)
-      for (int64_t j = 0; j < p.kw; ++j)
-        offsets[(ci * p.kh + i) * p.kw + j] = ci * hp * wp + i * p.dilation_h * wp + j * p.dilation_w;
+  const PaddedPlanes planes(p, g);
+  const int64_t wq = planes.wq;
+  const std::vector<int64_t> offsets = planes.row_offsets(p, g);
   constexpr int64_t kBandColumns = 4096;
-  const int64_t rows = std::clamp<int64_t>(kBandColumns / wp, 1, p.out_h);
-  const int64_t col_lo = std::max<int64_t>(0, p.pad_w), col_hi = std::min(wp, p.pad_w + p.w);
-  const double work = double(g.cog) * g.k * p.out_h * wp;
-  for_items(p.n * p.groups, work, gemm_threads(g.cog, rows * wp, g.k), [&](int64_t item, int nt) {
+  const int64_t rows = std::clamp<int64_t>(kBandColumns / wq, 1, p.out_h);
+  const double work = double(g.cog) * g.k * p.out_h * wq;
+  for_items(p.n * p.groups, work, gemm_threads(g.cog, rows * wq, g.k), [&](int64_t item, int nt) {
     const int64_t n = item / p.groups, grp = item % p.groups;
-    const T* xg = x + (n * p.c_in + grp * g.cig) * p.h * p.w;
-    T* xpad = static_cast<T*>(gemm_workspace(3, sizeof(T) * padded));
-    for (int64_t ci = 0; ci < g.cig; ++ci)
-      for (int64_t r = 0; r < hp; ++r) {
-        T* dst = xpad + (ci * hp + r) * wp;
-        const int64_t ih = r - p.pad_h;
-        if (ih < 0 || ih >= p.h || col_hi <= col_lo) {
-          std::fill(dst, dst + wp, T(0));
-          continue;
-        }
-        std::fill(dst, dst + col_lo, T(0));
-        std::memcpy(dst + col_lo, xg + (ci * p.h + ih) * p.w + col_lo - p.pad_w, sizeof(T) * (col_hi - col_lo));
-        std::fill(dst + col_hi, dst + wp, T(0));
-      }
-    std::fill(xpad + g.cig * hp * wp, xpad + padded, T(0));
+    T* xq = static_cast<T*>(gemm_workspace(3, sizeof(T) * planes.size()));
+    planes.fill(p, x + (n * p.c_in + grp * g.cig) * p.h * p.w, xq);
     const StridedPackA<T> pack_w{w + grp * g.cog * g.k, g.k, 1};
     T* yg = y + (n * p.c_out + grp * g.cog) * g.ohw;
-    T* band = workspace<T>(g.cog * rows * wp, 1);
+    T* band = workspace<T>(g.cog * rows * wq, 1);
     for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += rows) {
-      const int64_t oh1 = std::min(p.out_h, oh0 + rows), cols = (oh1 - oh0) * wp;
-      gemm_packed(kern, g.cog, cols, g.k, T(1), pack_w, OffsetPackB<T>{xpad + oh0 * wp, offsets.data()},
+      const int64_t oh1 = std::min(p.out_h, oh0 + rows), cols = (oh1 - oh0) * wq;
+      gemm_packed(kern, g.cog, cols, g.k, T(1), pack_w, OffsetPackB<T>{xq + oh0 * wq, offsets.data()},
                   T(0), band, cols, nt);
       for (int64_t co = 0; co < g.cog; ++co) {
         const T b = bias ? bias[grp * g.cog + co] : T(0);
         for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const T* src = band + co * cols + (oh - oh0) * wp;
+          const T* src = band + co * cols + (oh - oh0) * wq;
           T* dst = yg + co * g.ohw + oh * p.out_w;
           for (int64_t ow = 0; ow < p.out_w; ++ow) dst[ow] = src[ow] + b;
         }
@@ -390,22 +444,21 @@ void forward_gemm_stride1(const Conv2dParams& p, const T* x, const T* w, const T
   });
 }
 
-// The padded-plane layout computes (wp - out_w) extra columns per row; gathering im2col panels
+// The padded planes compute (wq - out_w) extra columns per row; gathering im2col panels
 // instead costs a few dozen cycles per output-row piece of a panel. Rough cycles per output
-// column and B row: extra work (wp - out_w) / out_w * cog / 16 FMAs against the gather's
-// (32 / out_w + 1) * 0.8. Small channel counts favour the padded plane, narrow images with many
+// column and B row: extra work (wq - out_w) / out_w * cog / 16 FMAs against the gather's
+// (32 / out_w + 1) * 0.8. Small channel counts favour the padded planes, narrow images with many
 // channels (e.g. 14 x 14 x 512) the gather.
-bool use_padded_plane(const Conv2dParams& p, const Geometry& g) {
-  if (p.stride_h != 1 || p.stride_w != 1) return false;
-  const double wp = double(p.out_w + (p.kw - 1) * p.dilation_w), ow = double(p.out_w);
-  return (wp - ow) / ow * g.cog / 16.0 < (32.0 / ow + 1.0) * 0.8;
+bool use_padded_planes(const Conv2dParams& p, const Geometry& g) {
+  const double wq = double(PaddedPlanes(p, g).wq), ow = double(p.out_w);
+  return (wq - ow) / ow * g.cog / 16.0 < (32.0 / ow + 1.0) * 0.8;
 }
 
 // Y_g (cog x ohw) = W_g (cog x k) * im2col(x_g) (k x ohw) + bias, per image and group.
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g = geometry(p);
-  if (!g.pointwise && use_padded_plane(p, g)) return forward_gemm_stride1(p, x, w, bias, y);
+  if (!g.pointwise && use_padded_planes(p, g)) return forward_gemm_padded(p, x, w, bias, y);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const TapTable taps(p);
   const bool phased = p.stride_w > 1;
