@@ -297,12 +297,70 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* dw, int6
   }
 }
 
+// Unit strides and dilations with a KH x KW kernel known at compile time: per image, dy and x are
+// copied into zero-padded planes (dy rows rounded up to whole vectors, x with every tap inside),
+// so that the loop over a plane has no edges; the sums of KI kernel rows at a time stay in
+// registers. Sums are kept per lane and reduced once per channel, in a fixed order.
+template <typename T, int KH, int KW>
+void backward_weight_tiled(const Conv2dParams& p, const T* dy, const T* x, T* dw, int64_t begin,
+                           int64_t end) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t L = Vec<T>::size;
+  constexpr int KI = KH * KW <= 9 ? KH : 2;  // kernel rows per pass over a plane
+  constexpr int kTaps = KH * KW;
+  const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
+  const int64_t owr = (p.out_w + L - 1) / L * L, hp = p.out_h + KH - 1, wp = owr + KW - 1;
+  thread_local std::vector<T> dyp, xp, sums;
+  dyp.assign(p.out_h * owr, T(0));  // the columns past out_w stay zero
+  xp.assign(hp * wp, T(0));
+  sums.resize(kTaps * L);
+  for (int64_t co = begin; co < end; ++co) {
+    const int64_t ci = co / cog;
+    std::fill(sums.begin(), sums.end(), T(0));
+    for (int64_t n = 0; n < p.n; ++n) {
+      const T* yp = dy + (n * p.c_out + co) * ohw;
+      for (int64_t oh = 0; oh < p.out_h; ++oh)
+        std::memcpy(&dyp[oh * owr], yp + oh * p.out_w, sizeof(T) * p.out_w);
+      const T* xc = x + (n * p.c_in + ci) * p.h * p.w;
+      const int64_t c0 = std::min(p.pad_w, wp), c1 = std::min(p.pad_w + p.w, wp);
+      for (int64_t r = 0; r < hp; ++r) {
+        const int64_t ih = r - p.pad_h;
+        if (ih >= 0 && ih < p.h && c1 > c0) std::memcpy(&xp[r * wp + c0], xc + ih * p.w, sizeof(T) * (c1 - c0));
+      }
+      for (int i0 = 0; i0 < KH; i0 += KI) {
+        const int rows = std::min(KI, KH - i0);
+        V acc[KI][KW];
+        for (int ii = 0; ii < KI; ++ii)
+          for (int j = 0; j < KW; ++j)
+            acc[ii][j] = ii < rows ? Vec<T>::load(&sums[((i0 + ii) * KW + j) * L]) : V{};
+        for (int64_t oh = 0; oh < p.out_h; ++oh)
+          for (int64_t ow = 0; ow < owr; ow += L) {
+            const V d = Vec<T>::load(&dyp[oh * owr + ow]);
+            for (int ii = 0; ii < KI; ++ii) {
+              if (ii >= rows) break;
+              const T* xr = &xp[(oh + i0 + ii) * wp + ow];
+              for (int j = 0; j < KW; ++j) acc[ii][j] += d * Vec<T>::load(xr + j);
+            }
+          }
+        for (int ii = 0; ii < rows; ++ii)
+          for (int j = 0; j < KW; ++j) Vec<T>::store(&sums[((i0 + ii) * KW + j) * L], acc[ii][j]);
+      }
+      // Rows of xp outside the input keep their zeros; the others are rewritten for each image.
+    }
+    for (int k = 0; k < kTaps; ++k) dw[co * kTaps + k] = Vec<T>::sum(Vec<T>::load(&sums[k * L]));
+  }
+}
+
 // Unit width stride: the sums stay in vector form (one accumulator per tap and vector width)
 // over whole planes and are reduced once per channel, in a fixed lane order. The columns every
 // tap reaches are done a vector at a time (one load of dy shared by all taps), the rest per column.
 template <typename T>
 void backward_weight_unit_stride(const Conv2dParams& p, const T* dy, const T* x, T* dw,
                                  int64_t begin, int64_t end) {
+  if (p.stride_h == 1 && p.dilation_h == 1 && p.dilation_w == 1 && p.out_w >= Vec<T>::size) {
+    if (p.kh == 3 && p.kw == 3) return backward_weight_tiled<T, 3, 3>(p, dy, x, dw, begin, end);
+    if (p.kh == 5 && p.kw == 5) return backward_weight_tiled<T, 5, 5>(p, dy, x, dw, begin, end);
+  }
   using Full = Vec<T>;
   using Half = Vec<T, kVectorBytes / 2>;
   const TapTable t(p);
