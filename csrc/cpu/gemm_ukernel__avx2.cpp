@@ -54,57 +54,52 @@ struct F64 {
   static void storem(T* p, __m256i k, V v) { _mm256_maskstore_pd(p, k, v); }
 };
 
-template <typename S, int MR, int M>
+// M rows x NV vectors of C (NV = 1 for an edge tile at most one vector wide: half the work).
+template <typename S, int MR, int M, int NV>
 inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S::T* __restrict b,
                  typename S::T* __restrict c, int64_t ldc, int64_t n, typename S::T alpha,
                  typename S::T beta) {
   using V = typename S::V;
   constexpr int L = S::lanes, NR = 2 * L;
-  V acc0[M], acc1[M];
+  V acc[NV][M];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
-    acc0[i] = S::zero();
-    acc1[i] = S::zero();
+    for (int v = 0; v < NV; ++v) acc[v][i] = S::zero();
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NV * L - 1), _MM_HINT_T0);
   }
 #pragma GCC unroll 2
   for (int64_t p = 0; p < kc; ++p) {
-    const V b0 = S::load(b), b1 = S::load(b + L);
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {
       const V ai = S::bcast(a + i);
-      acc0[i] = S::fma(ai, b0, acc0[i]);
-      acc1[i] = S::fma(ai, b1, acc1[i]);
+      for (int v = 0; v < NV; ++v) acc[v][i] = S::fma(ai, bv[v], acc[v][i]);
     }
     a += MR;
     b += NR;
   }
   const V va = S::set1(alpha), vb = S::set1(beta);
   const bool keep = beta != typename S::T(0);
-  if (n == NR) {
+  if (n == NV * L) {
 #pragma GCC unroll 8
-    for (int i = 0; i < M; ++i) {
-      V r0 = S::mul(va, acc0[i]), r1 = S::mul(va, acc1[i]);
-      if (keep) {
-        r0 = S::fma(vb, S::loadu(c + i * ldc), r0);
-        r1 = S::fma(vb, S::loadu(c + i * ldc + L), r1);
+    for (int i = 0; i < M; ++i)
+      for (int v = 0; v < NV; ++v) {
+        V r = S::mul(va, acc[v][i]);
+        if (keep) r = S::fma(vb, S::loadu(c + i * ldc + v * L), r);
+        S::storeu(c + i * ldc + v * L, r);
       }
-      S::storeu(c + i * ldc, r0);
-      S::storeu(c + i * ldc + L, r1);
-    }
   } else {
-    const auto k0 = S::mask(n), k1 = S::mask(n - L);
+    __m256i k[NV];
+    for (int v = 0; v < NV; ++v) k[v] = S::mask(n - v * L);
 #pragma GCC unroll 8
-    for (int i = 0; i < M; ++i) {
-      V r0 = S::mul(va, acc0[i]), r1 = S::mul(va, acc1[i]);
-      if (keep) {
-        r0 = S::fma(vb, S::loadm(k0, c + i * ldc), r0);
-        r1 = S::fma(vb, S::loadm(k1, c + i * ldc + L), r1);
+    for (int i = 0; i < M; ++i)
+      for (int v = 0; v < NV; ++v) {
+        V r = S::mul(va, acc[v][i]);
+        if (keep) r = S::fma(vb, S::loadm(k[v], c + i * ldc + v * L), r);
+        S::storem(c + i * ldc + v * L, k[v], r);
       }
-      S::storem(c + i * ldc, k0, r0);
-      S::storem(c + i * ldc + L, k1, r1);
-    }
   }
 }
 
@@ -114,8 +109,8 @@ inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const t
                           int64_t n, typename S::T alpha, typename S::T beta) {
   using Fn = void (*)(int64_t, const typename S::T*, const typename S::T*, typename S::T*, int64_t,
                       int64_t, typename S::T, typename S::T);
-  static constexpr Fn table[] = {tile<S, MR, Ms + 1>...};
-  table[m - 1](kc, a, b, c, ldc, n, alpha, beta);
+  static constexpr Fn full[] = {tile<S, MR, Ms + 1, 2>...}, half[] = {tile<S, MR, Ms + 1, 1>...};
+  (n > S::lanes ? full : half)[m - 1](kc, a, b, c, ldc, n, alpha, beta);
 }
 
 }  // namespace
