@@ -307,8 +307,11 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
   T* b_buf = team.size > 1 ? static_cast<T*>(team.b_shared)
                            : static_cast<T*>(gemm_workspace(1, sizeof(T) * NC * KC));
   const auto ukernel = kern.ukernel;
-  // Just-in-time B packing goes ~128 KB at a time (4 panels of the AVX2 SGEMM tile at kc = 512).
-  const int64_t b_chunk = NR * std::max<int64_t>(1, (int64_t{128} << 10) / (sizeof(T) * NR * KC));
+  // Just-in-time B packing goes ~128 KB at a time (4 panels of the AVX2 SGEMM tile at kc = 512),
+  // or ~512 KB when the rows do not fill an A block: each panel then serves few microkernel calls,
+  // reading B (often from DRAM) dominates, and longer runs along its rows stream better.
+  const int64_t chunk_bytes = (i_end - i_begin < kern.mc ? int64_t{512} : int64_t{128}) << 10;
+  const int64_t b_chunk = NR * std::max<int64_t>(1, chunk_bytes / (sizeof(T) * NR * KC));
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
     // k == 0 still makes one pass (kc = 0) so that C = beta * C.
