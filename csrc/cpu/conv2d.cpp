@@ -1,11 +1,14 @@
 // conv2d on the CPU, on the packed GEMM driver of cpu/gemm.h. Paths, chosen once per call:
 //  - one input channel per group (depthwise, C_in = 1): direct loops along the width
 //    (conv2d_depthwise.h, compiled per ISA);
-//  - otherwise implicit GEMM: the im2col matrix is never built; its columns are gathered straight
-//    into the driver's packed B panels (Im2colPackB). 1x1 stride-1 convolutions are plain GEMMs.
+//  - otherwise implicit GEMM: the im2col matrix is never built. Forward, its rows are contiguous
+//    runs of zero-padded, stride-phase-split input planes (PaddedPlanes, copied by OffsetPackB),
+//    or for narrow images with many channels its columns are gathered straight into the driver's
+//    packed B panels (Im2colPackB). 1x1 stride-1 convolutions are plain GEMMs.
 // Forward Y_g = W_g * col(x_g); grad_weight dW_g = sum over images of dY_g * col(x_g)^T (k runs
 // over the pixels of many images); grad_input is a forward convolution of dY with the flipped
-// weight when the stride is 1, else dcol = W_g^T * dY_g per band of rows followed by col2im.
+// weight when the stride is 1 and there are enough input channels, else dcol = W_g^T * dY_g per
+// band of rows followed by col2im.
 // Every sum has a fixed order that does not depend on the thread count: bitwise reproducible.
 #include <algorithm>
 #include <cstring>
@@ -181,19 +184,19 @@ struct BatchIm2colPackB {
     const int64_t khw = p.kh * p.kw, plane = p.h * p.w;
     auto* seg = static_cast<Segment*>(gemm_workspace(2, sizeof(Segment) * (kc + 2)));
     const int64_t segments = row_segments(k0, kc, p.out_w, p.out_h * p.out_w, seg);
-    // Each tap's values along the pixels are gathered into a row of `rows`, then the rows are
-    // transposed into the panel: contiguous runs both ways instead of one store per value.
-    T* rows = static_cast<T*>(gemm_workspace(3, sizeof(T) * nr * kc));
+    // Each tap's values along the pixels are gathered into a contiguous run, then the runs are
+    // transposed into the panel: contiguous copies both ways instead of one store per value.
+    T* runs = static_cast<T*>(gemm_workspace(3, sizeof(T) * nr * kc));
     for (int64_t t0 = j0; t0 < j0 + nc; t0 += nr, dst += nr * kc) {
       const int64_t width = std::min(nr, j0 + nc - t0);
       for (int64_t c = 0; c < width; ++c) {
         const int64_t tap = t0 + c, ci = tap / khw, i = tap % khw / p.kw, j = tap % p.kw;
         for (int64_t s = 0; s < segments; ++s) {
           const T* xc = x + (seg[s].n * p.c_in + ci) * plane;
-          gather_segment(p, taps, xc, i, j, seg[s], rows + c * kc + seg[s].off, 1);
+          gather_segment(p, taps, xc, i, j, seg[s], runs + c * kc + seg[s].off, 1);
         }
       }
-      detail::pack_panels_any(rows, 1, kc, kc, width, nr, dst);
+      detail::pack_panels_any(runs, 1, kc, kc, width, nr, dst);
     }
   }
 };
@@ -336,14 +339,14 @@ void depthwise_backward(const Conv2dParams& p, const void* dy, const void* x, co
 
 // The padded-plane layout: the input is copied once into zero-padded planes of exactly the rows
 // and columns the taps reach, split by phase (row mod stride_h, column mod stride_w; one phase at
-// stride 1), each phase a hq x wq plane (only the phases some tap reads). The output is computed on the grid q = oh * wq + ow,
-// ow < wq: then im2col row k = (ci, i, j) is the contiguous run
+// stride 1; only the phases some tap reads), each phase a hq x wq plane. The output is computed
+// on the grid q = oh * wq + ow, ow < wq: then im2col row k = (ci, i, j) is the contiguous run
 //   xq[plane(ci, i * dh mod sh, j * dw mod sw) + (i * dh / sh) * wq + j * dw / sw + q],
 // so the B panels are straight copies, with no per-pixel index arithmetic. The wq - out_w extra
 // columns per row are computed and dropped when a band is copied into the output (with the bias).
 struct PaddedPlanes {
   int64_t hq, wq;
-  // The phases some tap reads (1x1 strided: only phase 0), numbered in order; -1: unused.
+  // The phases some tap reads (1x1 strided: only phase 0), numbered as first met; -1: unused.
   std::vector<int64_t> row_phase, col_phase;
   int64_t row_phases = 0, col_phases = 0, planes;
 

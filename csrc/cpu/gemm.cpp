@@ -11,7 +11,8 @@ namespace convforge::cpu {
 // Blocking, measured on Zen 4 (L1 32 KiB, L2 1 MiB per core) and valid for larger L2s: a deep
 // kc = 512 (fewer passes over C) beat the textbook "kc x NR panel in L1" (kc = 256: -3 to -5 %)
 // because L2 feeds both panels fast enough; the mc x kc A block (~690 KB) stays in L2 and the
-// kc x nc B block in L3.
+// kc x nc B block in L3. gemm_packed() evens out the k blocks and halves kc for products with
+// fewer than mc rows (block_kc in gemm.h).
 template <>
 GemmKernel<float> gemm_kernel<float>(Isa isa) {
   switch (isa) {
