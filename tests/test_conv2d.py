@@ -38,8 +38,10 @@ CASES = {
     "tiles": ((2, 17, 9, 11), (33, 17, 3, 3), dict(padding=1)),
     "stride_2x3": ((2, 3, 11, 13), (5, 3, 3, 4), dict(stride=(2, 3), padding=(1, 2))),
     "stride_dilation": ((1, 3, 13, 12), (4, 3, 3, 3), dict(stride=2, dilation=2, padding=1)),
-    # Many output channels on a narrow image: the strided im2col gather instead of padded planes.
-    "strided_many_channels": ((1, 2, 8, 8), (512, 2, 3, 3), dict(stride=2, padding=1)),
+    # Many output channels on narrow images: the im2col gather instead of padded planes, with
+    # several images side by side in one GEMM.
+    "strided_many_channels": ((2, 2, 8, 8), (512, 2, 3, 3), dict(stride=2, padding=1)),
+    "narrow_many_channels": ((3, 2, 5, 6), (512, 2, 3, 3), dict(padding=1)),
     "lenet_like": ((3, 1, 12, 12), (6, 1, 5, 5), {}),
 }
 

@@ -100,7 +100,8 @@ template <typename T>
 struct Im2colPackB {
   const Conv2dParams& p;
   const TapTable& taps;
-  const T* x;  // the group's first input channel of this image
+  const T* x;            // the group's first input channel of the first image
+  int64_t image_stride;  // the columns may span images: pixel q is in image q / (out_h * out_w)
   void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
     const int64_t khw = p.kh * p.kw, plane = p.h * p.w;
     Segment seg[130];  // a panel (nr <= 64 columns) spans at most nr + 1 output rows
@@ -111,7 +112,7 @@ struct Im2colPackB {
       for (int64_t r = 0; r < kc; ++r) {
         T* d = dst + r * nr;
         for (int64_t s = 0; s < segments; ++s)
-          gather_segment(p, taps, x + ci * plane, i, j, seg[s], d + seg[s].off, 1);
+          gather_segment(p, taps, x + seg[s].n * image_stride + ci * plane, i, j, seg[s], d + seg[s].off, 1);
         for (int64_t t = width; t < nr; ++t) d[t] = T(0);
         if (++j == p.kw) {
           j = 0;
@@ -457,7 +458,9 @@ bool use_padded_planes(const Conv2dParams& p, const Geometry& g) {
   return (wq - ow) / ow * g.cog / 16.0 < (32.0 / ow + 1.0) * 0.8;
 }
 
-// Y_g (cog x ohw) = W_g (cog x k) * im2col(x_g) (k x ohw) + bias, per image and group.
+// Y_g (cog x ohw) = W_g (cog x k) * im2col(x_g) (k x ohw) + bias, per group and run of images.
+// Narrow images go several to a GEMM, side by side along its columns (into scratch, then copied
+// out per image): the weights are packed once per run and no panel is cut short by an image edge.
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g = geometry(p);
@@ -466,28 +469,40 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
   const TapTable taps(p);
   const bool phased = p.stride_w > 1;
   const PhasedLayout layout = phased_layout(p);
-  const double work = double(g.cog) * g.k * g.ohw;
-  for_items(p.n * p.groups, work, gemm_threads(g.cog, g.ohw, g.k), [&](int64_t item, int nt) {
-    const int64_t n = item / p.groups, grp = item % p.groups;
-    const T* xg = x + (n * p.c_in + grp * g.cig) * p.h * p.w;
+  constexpr int64_t kRunColumns = 2048;
+  const int64_t images = g.pointwise ? 1 : std::clamp<int64_t>(kRunColumns / std::max<int64_t>(g.ohw, 1), 1, p.n);
+  const int64_t runs = (p.n + images - 1) / images;
+  const double work = double(g.cog) * g.k * g.ohw * images;
+  for_items(runs * p.groups, work, gemm_threads(g.cog, g.ohw * images, g.k), [&](int64_t item, int nt) {
+    const int64_t n0 = item / p.groups * images, n1 = std::min(p.n, n0 + images), grp = item % p.groups;
+    const int64_t cols = (n1 - n0) * g.ohw;
+    const T* xg = x + (n0 * p.c_in + grp * g.cig) * p.h * p.w;
     const StridedPackA<T> pack_w{w + grp * g.cog * g.k, g.k, 1};
-    T* yg = y + (n * p.c_out + grp * g.cog) * g.ohw;
+    T* yg = y + (n0 * p.c_out + grp * g.cog) * g.ohw;
+    T* c = n1 - n0 == 1 ? yg : workspace<T>(g.cog * cols, 1);
     auto run = [&](const auto& pack_x) {
       if (bias)
-        gemm_packed(kern, g.cog, g.ohw, g.k, T(1), pack_w, pack_x, T(0), yg, g.ohw, nt,
+        gemm_packed(kern, g.cog, cols, g.k, T(1), pack_w, pack_x, T(0), c, cols, nt,
                     BiasEpilogue<T>{bias + grp * g.cog});
       else
-        gemm_packed(kern, g.cog, g.ohw, g.k, T(1), pack_w, pack_x, T(0), yg, g.ohw, nt);
+        gemm_packed(kern, g.cog, cols, g.k, T(1), pack_w, pack_x, T(0), c, cols, nt);
     };
     if (g.pointwise) {
       run(StridedPackB<T>{xg, g.ohw, 1});
     } else if (phased) {
-      T* xs = static_cast<T*>(gemm_workspace(3, sizeof(T) * g.cig * p.h * layout.p.w));
-      split_phases(p, g.cig, xg, xs);
-      run(Im2colPackB<T>{layout.p, layout.taps, xs});
+      const int64_t image = g.cig * p.h * layout.p.w;
+      T* xs = static_cast<T*>(gemm_workspace(3, sizeof(T) * (n1 - n0) * image));
+      for (int64_t n = n0; n < n1; ++n)
+        split_phases(p, g.cig, xg + (n - n0) * p.c_in * p.h * p.w, xs + (n - n0) * image);
+      run(Im2colPackB<T>{layout.p, layout.taps, xs, image});
     } else {
-      run(Im2colPackB<T>{p, taps, xg});
+      run(Im2colPackB<T>{p, taps, xg, p.c_in * p.h * p.w});
     }
+    if (c != yg)
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t co = 0; co < g.cog; ++co)
+          std::memcpy(yg + ((n - n0) * p.c_out + co) * g.ohw, c + co * cols + (n - n0) * g.ohw,
+                      sizeof(T) * g.ohw);
   });
 }
 
