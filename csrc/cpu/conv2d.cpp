@@ -123,40 +123,6 @@ struct Im2colPackB {
   }
 };
 
-// Strided convolutions: the columns of each input row are regrouped by their remainder modulo
-// stride_w (the phase), so that the inputs one kernel column reaches along an output row are
-// contiguous and the gather copies runs instead of picking every stride-th value. Input column
-// ow * stride + c sits in phase (c mod stride), at position ow + floor(c / stride) of it.
-struct PhasedLayout {
-  Conv2dParams p;  // the geometry seen by the gather: rows of stride * ceil(w / stride), unit stride
-  TapTable taps;
-};
-
-PhasedLayout phased_layout(const Conv2dParams& p) {
-  const int64_t s = p.stride_w, wt = (p.w + s - 1) / s;
-  PhasedLayout r{p, TapTable(p)};  // which output columns a tap reaches does not change
-  for (int64_t j = 0; j < p.kw; ++j) {
-    const int64_t c = j * p.dilation_w - p.pad_w;
-    const int64_t shift = c >= 0 ? c / s : -((s - 1 - c) / s);  // floor(c / s)
-    r.taps.src[j] = (c - shift * s) * wt + r.taps.lo[j] + shift;
-  }
-  r.p.w = s * wt;
-  r.p.stride_w = 1;
-  return r;
-}
-
-// x (channels x h x w) -> xs in the layout of phased_layout().
-template <typename T>
-void split_phases(const Conv2dParams& p, int64_t channels, const T* x, T* xs) {
-  const int64_t s = p.stride_w, wt = (p.w + s - 1) / s;
-  for (int64_t row = 0; row < channels * p.h; ++row, x += p.w)
-    for (int64_t phase = 0; phase < s; ++phase, xs += wt) {
-      int64_t t = 0;
-      for (; phase + t * s < p.w; ++t) xs[t] = x[phase + t * s];
-      for (; t < wt; ++t) xs[t] = T(0);
-    }
-}
-
 // Weight gradient operands, with the GEMM's k running over the pixels of a slice of images:
 // A(co, q) = dy of channel co at pixel q, B(q, k) = im2col value of tap k at pixel q.
 template <typename T>
@@ -467,8 +433,6 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
   if (!g.pointwise && use_padded_planes(p, g)) return forward_gemm_padded(p, x, w, bias, y);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const TapTable taps(p);
-  const bool phased = p.stride_w > 1;
-  const PhasedLayout layout = phased_layout(p);
   constexpr int64_t kRunColumns = 2048;
   const int64_t images = g.pointwise ? 1 : std::clamp<int64_t>(kRunColumns / std::max<int64_t>(g.ohw, 1), 1, p.n);
   const int64_t runs = (p.n + images - 1) / images;
@@ -487,17 +451,10 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
       else
         gemm_packed(kern, g.cog, cols, g.k, T(1), pack_w, pack_x, T(0), c, cols, nt);
     };
-    if (g.pointwise) {
+    if (g.pointwise)
       run(StridedPackB<T>{xg, g.ohw, 1});
-    } else if (phased) {
-      const int64_t image = g.cig * p.h * layout.p.w;
-      T* xs = static_cast<T*>(gemm_workspace(3, sizeof(T) * (n1 - n0) * image));
-      for (int64_t n = n0; n < n1; ++n)
-        split_phases(p, g.cig, xg + (n - n0) * p.c_in * p.h * p.w, xs + (n - n0) * image);
-      run(Im2colPackB<T>{layout.p, layout.taps, xs, image});
-    } else {
+    else
       run(Im2colPackB<T>{p, taps, xg, p.c_in * p.h * p.w});
-    }
     if (c != yg)
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t co = 0; co < g.cog; ++co)
