@@ -71,6 +71,19 @@ struct Vec {
   }
 };
 
+// dst (rows x cols) = the plane x (h x w) placed at row pad_h and column pad_w, zero elsewhere;
+// what falls outside dst is dropped.
+template <typename T>
+void pad_plane(const T* x, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w, int64_t rows,
+               int64_t cols, T* dst) {
+  const int64_t c0 = std::clamp<int64_t>(pad_w, 0, cols), c1 = std::clamp<int64_t>(pad_w + w, c0, cols);
+  for (int64_t r = 0; r < rows; ++r, dst += cols) {
+    const int64_t ih = r - pad_h;
+    std::fill(dst, dst + cols, T(0));
+    if (ih >= 0 && ih < h && c1 > c0) std::memcpy(dst + c0, x + ih * w + c0 - pad_w, sizeof(T) * (c1 - c0));
+  }
+}
+
 // One output row of a plane with one pass per kernel tap: any stride, any width.
 template <typename T, int S>
 void forward_row(const Conv2dParams& p, const TapTable& t, const T* xp, const T* wp, T bias,
@@ -207,16 +220,8 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, in
       if (n * p.groups + grp != cached) {
         cached = n * p.groups + grp;
         for (int64_t c = 0; c < cig; ++c)
-          for (int64_t r = 0; r < q.h; ++r) {
-            T* dst = padded.data() + (c * q.h + r) * q.w;
-            const int64_t ih = r - p.pad_h;
-            std::fill(dst, dst + q.w, T(0));
-            if (ih < 0 || ih >= p.h) continue;
-            const int64_t c0 = std::max<int64_t>(0, p.pad_w), c1 = std::min(q.w, p.pad_w + p.w);
-            if (c1 > c0)
-              std::memcpy(dst + c0, x + ((n * p.c_in + grp * cig + c) * p.h + ih) * p.w + c0 - p.pad_w,
-                          sizeof(T) * (c1 - c0));
-          }
+          pad_plane(x + (n * p.c_in + grp * cig + c) * p.h * p.w, p.h, p.w, p.pad_h, p.pad_w, q.h, q.w,
+                    padded.data() + c * plane_in);
       }
       const T* wc = w + co * cig * p.kh * p.kw;
       const T bias = b ? b[co] : T(0);
@@ -312,7 +317,7 @@ void backward_weight_tiled(const Conv2dParams& p, const T* dy, const T* x, T* dw
   const int64_t owr = (p.out_w + L - 1) / L * L, hp = p.out_h + KH - 1, wp = owr + KW - 1;
   thread_local std::vector<T> dyp, xp, sums;
   dyp.assign(p.out_h * owr, T(0));  // the columns past out_w stay zero
-  xp.assign(hp * wp, T(0));
+  xp.resize(hp * wp);
   sums.resize(kTaps * L);
   for (int64_t co = begin; co < end; ++co) {
     const int64_t ci = co / cog;
@@ -321,12 +326,7 @@ void backward_weight_tiled(const Conv2dParams& p, const T* dy, const T* x, T* dw
       const T* yp = dy + (n * p.c_out + co) * ohw;
       for (int64_t oh = 0; oh < p.out_h; ++oh)
         std::memcpy(&dyp[oh * owr], yp + oh * p.out_w, sizeof(T) * p.out_w);
-      const T* xc = x + (n * p.c_in + ci) * p.h * p.w;
-      const int64_t c0 = std::min(p.pad_w, wp), c1 = std::min(p.pad_w + p.w, wp);
-      for (int64_t r = 0; r < hp; ++r) {
-        const int64_t ih = r - p.pad_h;
-        if (ih >= 0 && ih < p.h && c1 > c0) std::memcpy(&xp[r * wp + c0], xc + ih * p.w, sizeof(T) * (c1 - c0));
-      }
+      pad_plane(x + (n * p.c_in + ci) * p.h * p.w, p.h, p.w, p.pad_h, p.pad_w, hp, wp, xp.data());
       for (int i0 = 0; i0 < KH; i0 += KI) {
         const int rows = std::min(KI, KH - i0);
         V acc[KI][KW];
@@ -345,7 +345,6 @@ void backward_weight_tiled(const Conv2dParams& p, const T* dy, const T* x, T* dw
         for (int ii = 0; ii < rows; ++ii)
           for (int j = 0; j < KW; ++j) Vec<T>::store(&sums[((i0 + ii) * KW + j) * L], acc[ii][j]);
       }
-      // Rows of xp outside the input keep their zeros; the others are rewritten for each image.
     }
     for (int k = 0; k < kTaps; ++k) dw[co * kTaps + k] = Vec<T>::sum(Vec<T>::load(&sums[k * L]));
   }
