@@ -73,3 +73,49 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", ge
         return tensor
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     return uniform_(tensor, -bound, bound, generator)
+
+
+def constant_(tensor, val):
+    _array(tensor)[...] = val
+    return tensor
+
+
+def ones_(tensor):
+    return constant_(tensor, 1)
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """Fill ``tensor`` in place with N(mean, std^2) draws."""
+    data = _array(tensor)
+    gen = _generator if generator is None else generator
+    if data.dtype in (np.float32, np.float64) and data.flags.c_contiguous:
+        gen.standard_normal(out=data, dtype=data.dtype)  # in place: no temporary for VGG-sized layers
+    else:
+        data[...] = gen.standard_normal(data.shape)
+    np.multiply(data, std, out=data)
+    np.add(data, mean, out=data)
+    return tensor
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """N(mean, std^2) draws restricted to [a, b] (redrawn until inside), as torch's."""
+    data = _array(tensor)
+    gen = _generator if generator is None else generator
+    values = gen.standard_normal(data.size) * std + mean
+    outside = (values < a) | (values > b)
+    while outside.any():
+        values[outside] = gen.standard_normal(int(outside.sum())) * std + mean
+        outside = (values < a) | (values > b)
+    data[...] = values.reshape(data.shape)
+    return tensor
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """He initialisation: N(0, std^2) with std = gain / sqrt(fan)."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode: expected 'fan_in' or 'fan_out', got {mode!r}")
+    fan = fan_in if mode == "fan_in" else fan_out
+    if fan == 0:
+        return tensor
+    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)

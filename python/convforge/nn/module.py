@@ -17,6 +17,14 @@ def _addindent(text, spaces):
     return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
 
 
+def _as_array(value):
+    if isinstance(value, Parameter):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor, without importing torch
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 class Module:
     """Base class of layers and models.
 
@@ -32,6 +40,8 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name, value):
@@ -44,6 +54,12 @@ class Module:
             modules.pop(name, None)
             self.__dict__.pop(name, None)
             (params if isinstance(value, Parameter) else modules)[name] = value
+            return
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers:  # as torch: a buffer takes an array or None
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' (ndarray or None expected)")
+            buffers[name] = value
             return
         for registry, kind in ((params, "Parameter"), (modules, "Module")):
             if registry is not None and name in registry:
@@ -60,6 +76,8 @@ class Module:
             return d["_parameters"][name]
         if "_modules" in d and name in d["_modules"]:
             return d["_modules"][name]
+        if "_buffers" in d and name in d["_buffers"]:
+            return d["_buffers"][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
@@ -67,6 +85,9 @@ class Module:
             del self._parameters[name]
         elif name in self._modules:
             del self._modules[name]
+        elif name in self._buffers:
+            del self._buffers[name]
+            self._non_persistent_buffers.discard(name)
         else:
             object.__delattr__(self, name)
 
@@ -74,6 +95,19 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"param: expected a Parameter or None, got {type(param).__name__}")
         self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """A state array that is not a parameter (BatchNorm's running statistics): saved in the
+        state dict when ``persistent``, converted by :meth:`to` when floating-point, never trained."""
+        if tensor is not None and not isinstance(tensor, np.ndarray):
+            raise TypeError(f"tensor: expected a NumPy array or None, got {type(tensor).__name__}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute '{name}' already exists")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
@@ -115,6 +149,17 @@ class Module:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
+    def named_buffers(self, prefix="", recurse=True):
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), buf
+
+    def buffers(self, recurse=True):
+        for _, buf in self.named_buffers(recurse=recurse):
+            yield buf
+
     def apply(self, fn):
         for module in self.children():
             module.apply(fn)
@@ -142,17 +187,22 @@ class Module:
                 param.grad[...] = 0
 
     def state_dict(self, destination=None, prefix="", keep_vars=False):
-        """An ordered dict of parameter name -> array (live views, as torch returns)."""
+        """An ordered dict of parameter and persistent buffer name -> array (live views, as torch
+        returns; per module its parameters, then its buffers, in torch's order)."""
         destination = OrderedDict() if destination is None else destination
         for name, module in self.named_modules(prefix.rstrip(".")):
             for pname, param in module._parameters.items():
                 if param is not None:
                     destination[f"{name}.{pname}" if name else pname] = param if keep_vars else param.data
+            for bname, buf in module._buffers.items():
+                if buf is not None and bname not in module._non_persistent_buffers:
+                    destination[f"{name}.{bname}" if name else bname] = buf
         return destination
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into this module's parameters (in place, so optimisers keep working).
-        Shapes must match; values are cast to each parameter's dtype."""
+        """Copy arrays into this module's parameters and buffers (in place, so optimisers keep
+        working). Shapes must match; values are cast to each entry's dtype. Values may be NumPy
+        arrays or CPU torch tensors (``model.load_state_dict(torch_model.state_dict())``)."""
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -165,8 +215,7 @@ class Module:
         for key, param in own.items():
             if key not in state_dict:
                 continue
-            value = state_dict[key]
-            value = value.data if isinstance(value, Parameter) else np.asarray(value)
+            value = _as_array(state_dict[key])
             if value.shape != param.shape:
                 errors.append(f"{key}: expected shape {param.shape}, got {value.shape}")
             elif value.dtype.kind not in "fiub":
@@ -175,12 +224,13 @@ class Module:
             raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(errors))
         for key, param in own.items():
             if key in state_dict:
-                value = state_dict[key]
-                np.copyto(param.data, value.data if isinstance(value, Parameter) else value, casting="unsafe")
+                np.copyto(param.data if isinstance(param, Parameter) else param, _as_array(state_dict[key]),
+                          casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype):
-        """Convert every parameter to ``dtype`` (float32 or float64); gradients are dropped."""
+        """Convert every parameter and floating-point buffer to ``dtype`` (float32 or float64);
+        gradients are dropped. Integer buffers (``num_batches_tracked``) stay as they are."""
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
@@ -188,6 +238,10 @@ class Module:
             if param.data.dtype != dtype:
                 param.data = param.data.astype(dtype)
                 param.grad = None
+        for module in self.modules():
+            for name, buf in module._buffers.items():
+                if buf is not None and buf.dtype.kind == "f" and buf.dtype != dtype:
+                    module._buffers[name] = buf.astype(dtype)
         return self
 
     def float(self):
@@ -234,4 +288,4 @@ class Module:
         return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
 
     def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules))
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules) | set(self._buffers))

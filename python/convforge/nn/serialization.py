@@ -99,3 +99,27 @@ def load(file, max_bytes=MAX_BYTES):
         except _ZIP_ERRORS as error:
             _fail(name, f"corrupt archive ({error})")
     return result
+
+
+def load_torch(file):
+    """Read a state dict saved with ``torch.save`` (a torchvision checkpoint, say) into an ordered
+    dict of NumPy arrays. Needs torch; loads with ``weights_only=True``, so no code is unpickled.
+    A checkpoint that wraps its state dict (``{"state_dict": ...}`` or ``{"model": ...}``) is
+    unwrapped."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("load_torch needs torch (pip install 'convforge[torch]'); or convert the "
+                          "checkpoint to .npz where torch is installed and use convforge.nn.load") from None
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise ValueError(f"{file}: expected a state dict, got {type(state).__name__}")
+    result = OrderedDict()
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{file}: state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
+        result[str(key)] = value.detach().cpu().numpy().copy()
+    return result
