@@ -147,3 +147,68 @@ def test_summary_command(capsys):
     assert "Total params" in capsys.readouterr().out
     assert cli.main(["info"]) == 0
     assert "isa:" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# resnet-small, --augment, --early-stopping
+
+
+def test_train_resnet_small(capsys):
+    assert cli.main([*TINY, "--model", "resnet-small", "--limit", "48"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet-small on digits (48 train / 48 test" in out
+    assert re.search(r"test accuracy: \d+\.\d\d %", out) and "augment" not in out and "val" not in out
+
+
+def test_augment_shifts_and_flips():
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((64, 2, 16, 16)).astype(np.float32)
+    flipped = cli._augment(images, np.random.default_rng(1), ("flip",))
+    mirrored = [np.array_equal(a, b[..., ::-1]) for a, b in zip(flipped, images)]
+    unchanged = [np.array_equal(a, b) for a, b in zip(flipped, images)]
+    assert all(m or u for m, u in zip(mirrored, unchanged)) and 16 < sum(mirrored) < 48
+    shifted = cli._augment(images, np.random.default_rng(1), ("shift",))
+    padded = np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")  # up to 16 // 8 = 2 pixels
+    offsets = []
+    for out, pad in zip(shifted, padded):
+        found = [(dy, dx) for dy in range(5) for dx in range(5) if np.array_equal(out, pad[:, dy:dy + 16, dx:dx + 16])]
+        assert found, "each image is a shifted crop of its edge-padded self"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 15  # the shifts vary from image to image (25 possible)
+    both = cli._augment(images, np.random.default_rng(1), ("shift", "flip"))
+    assert np.array_equal(both, cli._augment(images, np.random.default_rng(1), ("shift", "flip")))  # seeded
+    assert not np.array_equal(both, shifted) and both.dtype == images.dtype
+
+
+def test_train_augment_is_seeded(capsys):
+    runs = []
+    for argv in (["--augment"], ["--augment"], ["--augment", "shift"], []):
+        assert cli.main([*TINY, "--seed", "2", *argv]) == 0
+        runs.append(capsys.readouterr().out)
+    assert "augment shift+flip" in runs[0] and "augment shift," not in runs[0]
+    assert figures(runs[0]) == figures(runs[1])  # the same seed, the same augmented batches
+    assert figures(runs[0]) != figures(runs[3]) and figures(runs[2]) != figures(runs[3])
+    with pytest.raises(SystemExit):
+        cli.main([*TINY, "--augment", "rotate"])
+
+
+def test_train_early_stopping_restores_the_best_epoch(capsys):
+    argv = [*TINY, "--epochs", "8", "--early-stopping", "1", "--lr", "0.2"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(58 train / 64 test" in out and "early stopping (patience 1) on 6 held-out samples" in out
+    epochs = re.findall(r"epoch (\d+)/8 .* test (\d+\.\d\d) %  val loss (\d+\.\d+)", out)
+    losses = [float(v) for _, _, v in epochs]
+    best = int(np.argmin(losses))
+    assert "early stopping: the held-out loss has not improved for 1 epoch" in out
+    assert len(epochs) == best + 2 < 8  # stopped one epoch after the best
+    assert f"restored the weights of epoch {best + 1} (held-out loss {losses[best]:.4f})" in out
+    # the final evaluation is that of the best epoch's weights
+    assert re.search(r"test accuracy: (\d+\.\d\d) %", out).group(1) == epochs[best][1]
+
+
+@pytest.mark.parametrize("name,params", [("resnet-small", "77,754"), ("alexnet", "61,100,840"),
+                                         ("resnet18", "11,689,512"), ("googlenet", "6,624,904")])
+def test_summary_command_models(name, params, capsys):
+    assert cli.main(["summary", "--model", name]) == 0
+    assert f"Total params: {params}" in capsys.readouterr().out

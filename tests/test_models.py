@@ -323,7 +323,7 @@ def test_resnet_small_training_steps_match_torch():
     nn.manual_seed(0)
     model = models.resnet_small().double()
     twin = TVResNet(TVBasicBlock, [1, 1, 1], 10, in_channels=1, widths=(16, 32, 64), stem_kernel_size=3,
-                    stem_stride=2, stem_pool=False).double()
+                    stem_stride=2, stem_pool=True).double()
     assert list(model.state_dict()) == list(twin.state_dict())
     assert models.num_parameters(model) == sum(p.numel() for p in twin.parameters())
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})

@@ -8,7 +8,9 @@ import time
 import numpy as np
 
 PROG = "convforge"
-MODELS = ("lenet", "vgg-small")
+MODELS = ("lenet", "vgg-small", "resnet-small")
+IMAGENET_MODELS = ("alexnet", "vgg16", "resnet18", "resnet34", "resnet50", "googlenet")
+AUGMENTATIONS = ("shift", "flip")
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3}
 
 
@@ -35,6 +37,14 @@ def _positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+def _augmentations(text):
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in AUGMENTATIONS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(AUGMENTATIONS)}, got {text!r}")
+    return kinds
 
 
 def build_parser():
@@ -65,12 +75,22 @@ def build_parser():
     train.add_argument("--load", metavar="FILE", help="start from the state dict in FILE (.npz)")
     train.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                        help="use only the first N training and N test samples (quick runs, tests)")
+    train.add_argument("--augment", type=_augmentations, nargs="?", const=AUGMENTATIONS, default=None,
+                       metavar="shift,flip", help="data augmentation of the training batches, drawn from "
+                       "--seed: random shifts by up to 1/8 of the image size (edges replicated) and/or "
+                       "horizontal flips (default with no value: both; flips do not suit digits, "
+                       "use '--augment shift' there)")
+    train.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                       help="hold out 10%% of the training set, stop when its loss has not improved for "
+                       "PATIENCE epochs and keep the best epoch's weights")
     train.add_argument("--no-progress", action="store_true",
                        help="no progress bar (it is shown only on a terminal, with rich installed)")
     train.set_defaults(func=train_command)
 
     summary = sub.add_parser("summary", help="print a model's layers, output shapes and parameter counts")
-    summary.add_argument("--model", default="lenet", choices=(*MODELS, "vgg16"))
+    summary.add_argument("--model", default="lenet", choices=(*MODELS, *IMAGENET_MODELS),
+                         help="a 32x32 model (1 channel, 10 classes) or an ImageNet one (3x224x224, "
+                         "1000 classes, torchvision's layout)")
     summary.set_defaults(func=summary_command)
 
     info = sub.add_parser("info", help="print the build: ISA in use, threads, OpenMP, CUDA, versions")
@@ -100,7 +120,38 @@ def _make_model(name, in_channels, num_classes):
 
     if name == "lenet":
         return models.lenet5(num_classes, in_channels)
+    if name == "resnet-small":
+        return models.resnet_small(num_classes, in_channels)
     return models.vgg_small(num_classes, in_channels)
+
+
+def _augment(images, rng, kinds):
+    """A randomly shifted (edges replicated) and/or horizontally flipped copy of a batch."""
+    out = images.copy()
+    n, _, h, w = images.shape
+    if "shift" in kinds:
+        limit = max(1, min(h, w) // 8)
+        padded = np.pad(images, ((0, 0), (0, 0), (limit, limit), (limit, limit)), mode="edge")
+        dy, dx = rng.integers(-limit, limit + 1, size=(2, n))
+        for i in range(n):
+            out[i] = padded[i, :, limit + dy[i]:limit + dy[i] + h, limit + dx[i]:limit + dx[i] + w]
+    if "flip" in kinds:
+        flip = rng.random(n) < 0.5
+        out[flip] = out[flip][..., ::-1]
+    return out
+
+
+def _evaluate(model, criterion, images, labels, batch_size=256):
+    """(mean loss, accuracy in %) in eval mode."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        logits = model(images[start:start + batch_size])
+        yb = labels[start:start + batch_size]
+        loss_sum += float(criterion(logits, yb)) * len(yb)
+        correct += int((logits.argmax(axis=1) == yb).sum())
+    model.train()
+    return loss_sum / len(images), 100.0 * correct / len(images)
 
 
 def _accuracy(model, images, labels, batch_size=256):
@@ -201,11 +252,24 @@ def train_command(args):
     criterion = nn.CrossEntropyLoss()
 
     x, y = dataset.train_images, dataset.train_labels
+    extras = ""
+    if args.early_stopping is not None:  # a held-out split of the training set, drawn from --seed
+        if len(x) < 2:
+            raise UsageError("--early-stopping needs at least 2 training samples")
+        order = np.random.default_rng([args.seed, 2]).permutation(len(x))
+        n_val = max(1, len(x) // 10)
+        x_val, y_val = x[order[:n_val]], y[order[:n_val]]
+        x, y = x[order[n_val:]], y[order[n_val:]]
+        extras += f", early stopping (patience {args.early_stopping}) on {n_val:,} held-out samples"
+    if args.augment:
+        augment_rng = np.random.default_rng([args.seed, 1])  # apart from shuffling: same order either way
+        extras += f", augment {'+'.join(args.augment)}"
     n = len(x)
     info = convforge.info()
     print(f"{PROG} train: {args.model} on {dataset.name} ({n:,} train / {len(dataset.test_images):,} test, "
           f"{'x'.join(map(str, x.shape[1:]))}), {args.optimizer} lr={lr:g}, batch {args.batch_size}, "
-          f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, {info['num_threads']} thread{'s' if info['num_threads'] != 1 else ''}, {info['isa']}, seed {args.seed}", flush=True)
+          f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, {info['num_threads']} thread{'s' if info['num_threads'] != 1 else ''}, {info['isa']}, seed {args.seed}{extras}", flush=True)
+    best = None  # (val loss, epoch, state) for early stopping
 
     epoch_times = []
     with _Progress(not args.no_progress) as progress:
@@ -218,6 +282,8 @@ def train_command(args):
             for first in range(0, n, args.batch_size):
                 batch = order[first:first + args.batch_size]
                 xb, yb = x[batch], y[batch]
+                if args.augment:
+                    xb = _augment(xb, augment_rng, args.augment)
                 logits = model(xb)
                 loss = criterion(logits, yb)
                 optimizer.zero_grad()
@@ -234,8 +300,21 @@ def train_command(args):
             scheduler.step()
             progress.end_epoch()
             test_acc = _accuracy(model, dataset.test_images, dataset.test_labels)
+            val = ""
+            if args.early_stopping is not None:
+                val_loss, val_acc = _evaluate(model, criterion, x_val, y_val)
+                val = f"  val loss {val_loss:.4f}  val {val_acc:.2f} %"
+                if best is None or val_loss < best[0]:
+                    best = (val_loss, epoch, {k: np.array(v) for k, v in model.state_dict().items()})
             progress.log(f"epoch {epoch}/{args.epochs}  loss {loss_sum / seen:.4f}  train {100.0 * correct / seen:.2f} %"
-                         f"  test {test_acc:.2f} %  {elapsed:.2f} s  {seen / elapsed:,.0f} samples/s")
+                         f"  test {test_acc:.2f} %{val}  {elapsed:.2f} s  {seen / elapsed:,.0f} samples/s")
+            if best is not None and epoch - best[1] >= args.early_stopping:
+                progress.log(f"early stopping: the held-out loss has not improved for {args.early_stopping} "
+                             f"epoch{'s' if args.early_stopping != 1 else ''}")
+                break
+    if best is not None and best[1] != len(epoch_times):
+        model.load_state_dict(best[2])
+        print(f"restored the weights of epoch {best[1]} (held-out loss {best[0]:.4f})")
 
     train_acc = _accuracy(model, x, y)
     test_acc = _accuracy(model, dataset.test_images, dataset.test_labels)
@@ -261,8 +340,8 @@ def summary_command(args):
     from . import models
     from ._summary import summary
 
-    if args.model == "vgg16":
-        summary(models.vgg16(), (3, 224, 224))
+    if args.model in IMAGENET_MODELS:
+        summary(getattr(models, args.model)(), (3, 224, 224))
     else:
         summary(_make_model(args.model, 1, 10), (1, 32, 32))
     return 0

@@ -286,11 +286,12 @@ def resnet50(num_classes=1000, weights=None, **kwargs):
 
 
 def resnet_small(num_classes=10, in_channels=1):
-    """A ResNet for 32x32 inputs: a 3x3 stride-2 stem (16 channels, 16x16), three stages of one
-    basic block each (16, 32, 64 channels; 16x16, 8x8, 4x4), global average pooling and one
-    linear layer: 77,754 parameters for 10 classes."""
+    """A ResNet for 32x32 inputs: a 3x3 stride-2 convolution (16 channels) and 3x3 stride-2 max
+    pooling to 8x8 (the digits hold 8x8 pixels of information), three stages of one basic block
+    each (16, 32, 64 channels; 8x8, 4x4, 2x2), global average pooling and one linear layer:
+    77,754 parameters for 10 classes."""
     return ResNet(BasicBlock, [1, 1, 1], num_classes, in_channels=in_channels, widths=(16, 32, 64),
-                  stem_kernel_size=3, stem_stride=2, stem_pool=False)
+                  stem_kernel_size=3, stem_stride=2, stem_pool=True)
 
 
 # ------------------------------------------------------------------------------------------------
