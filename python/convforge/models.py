@@ -27,11 +27,16 @@ def load_weights(model, weights, strict=True, ignore_prefixes=()):
     """Load ``weights`` into ``model`` and return it: a state dict (NumPy arrays or torch
     tensors), a ``.npz`` file (:func:`convforge.nn.load`), or any other file, read with
     ``torch.load(weights_only=True)`` (:func:`convforge.nn.load_torch`; needs torch). Keys that
-    start with one of ``ignore_prefixes`` are dropped first (GoogLeNet's auxiliary classifiers)."""
+    start with one of ``ignore_prefixes`` are dropped first (GoogLeNet's auxiliary classifiers).
+    Checkpoints older than BatchNorm's ``num_batches_tracked`` (some of torchvision's) load with
+    it set to 0, as torch loads them."""
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         weights = nn.load(path) if path.endswith(".npz") else nn.load_torch(path)
     state = OrderedDict((k, v) for k, v in weights.items() if not str(k).startswith(tuple(ignore_prefixes)))
+    for key in model.state_dict():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = np.zeros((), np.int64)
     model.load_state_dict(state, strict=strict)
     return model
 
