@@ -153,11 +153,16 @@ def test_summary_command(capsys):
 # resnet-small, --augment, --early-stopping
 
 
-def test_train_resnet_small(capsys):
-    assert cli.main([*TINY, "--model", "resnet-small", "--limit", "48"]) == 0
+def test_train_resnet_small_saves_its_batchnorm_statistics(tmp_path, capsys):
+    argv = [*TINY, "--model", "resnet-small", "--limit", "48"]
+    assert cli.main([*argv, "--save", str(tmp_path / "r.npz")]) == 0
     out = capsys.readouterr().out
-    assert "resnet-small on digits (48 train / 48 test" in out
-    assert re.search(r"test accuracy: \d+\.\d\d %", out) and "augment" not in out and "val" not in out
+    assert "resnet-small on digits (48 train / 48 test" in out and "augment" not in out and "val" not in out
+    assert "layer1.0.bn1.running_var" in nn.load(tmp_path / "r.npz")
+    # evaluating the saved model (eval mode: the running statistics) gives the same accuracies
+    assert cli.main([*argv[:2], "0", *argv[3:], "--load", str(tmp_path / "r.npz")]) == 0
+    final = re.compile(r"train accuracy: .*")
+    assert final.search(capsys.readouterr().out).group() == final.search(out).group()
 
 
 def test_augment_shifts_and_flips():
