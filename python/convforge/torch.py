@@ -29,11 +29,18 @@ The torch-shaped functions :func:`conv2d`, :func:`max_pool2d`, :func:`avg_pool2d
 :func:`linear` and :func:`matmul` take the same arguments as ``torch.nn.functional``. The modules
 :class:`Conv2d`, :class:`MaxPool2d`, :class:`AvgPool2d` and :class:`Linear` subclass their
 ``torch.nn`` namesakes, and :func:`replace_modules` (alias :func:`use`) swaps them into a model.
+
+The switch, :func:`enabled` (a context manager) or :func:`enable` / :func:`disable`, runs code
+that calls ``torch.nn.functional`` itself (Keras on torch, Lightning modules, plain loops) on
+these ops without touching the model; see :mod:`convforge._torch_switch`. :data:`dispatched`
+counts the calls it ran on convforge, :data:`fallbacks` the calls that ran torch's code instead
+(the switch's and the modules'), per ``"op: reason"``.
 """
 
 from __future__ import annotations
 
 import collections
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Optional
@@ -55,6 +62,12 @@ __all__ = [
     "avg_pool2d",
     "contiguous_copies",
     "conv2d",
+    "disable",
+    "dispatched",
+    "enable",
+    "enabled",
+    "fallbacks",
+    "is_enabled",
     "linear",
     "matmul",
     "max_pool2d",
@@ -65,6 +78,18 @@ __all__ = [
 
 #: How many times an op copied a non-contiguous input before calling a kernel, per "op:argument".
 contiguous_copies = collections.Counter()
+#: Calls the switch (:func:`enabled`) ran on convforge, per op ("conv2d", "max_pool2d", ...).
+dispatched = collections.Counter()
+#: Calls that ran torch's code because convforge cannot run them, per "op: reason" (the switch
+#: and the convforge modules).
+fallbacks = collections.Counter()
+_counter_lock = threading.Lock()
+
+
+def _count(counter, key):
+    with _counter_lock:  # a Counter's += is a read and a write: concurrent threads would lose counts
+        counter[key] += 1
+
 
 _DTYPES = (torch.float32, torch.float64)
 _INFO = _C.info()
@@ -90,7 +115,7 @@ def _contiguous(tensor, op, name):
     """The tensor itself if the kernels can read it in place, else one contiguous copy (counted)."""
     if tensor.is_contiguous():
         return tensor
-    contiguous_copies[f"{op}:{name}"] += 1
+    _count(contiguous_copies, f"{op}:{name}")
     return tensor.contiguous()
 
 
@@ -98,7 +123,7 @@ def _rows(tensor, op, name):
     """A 2-D tensor GEMM can read in place (unit stride along rows or columns), else a copy."""
     if tensor.stride(-1) == 1 or tensor.stride(0) == 1 or min(tensor.shape) <= 1:
         return tensor
-    contiguous_copies[f"{op}:{name}"] += 1
+    _count(contiguous_copies, f"{op}:{name}")
     return tensor.contiguous()
 
 
@@ -609,6 +634,7 @@ class _Backend:
 
     def _fall_back(self, reason, input):
         self.convforge_fallback = reason
+        _count(fallbacks, f"{type(self).__name__}: {reason}")
         warned = self.__dict__.setdefault("_convforge_warned", set())
         if reason not in warned:
             warned.add(reason)
@@ -702,3 +728,7 @@ def restore_modules(model):
             module.__dict__.pop("convforge_fallback", None)
             module.__dict__.pop("_convforge_warned", None)
     return model
+
+
+# The switch lives in its own module; it runs on the functions above.
+from ._torch_switch import disable, enable, enabled, is_enabled  # noqa: E402
