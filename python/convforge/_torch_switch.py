@@ -26,12 +26,14 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from . import torch as _ct
 
 _is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3
 _disabled_torch_function = torch._C._disabled_torch_function_impl
+_CUDA = "cuda" in _ct._DEVICES
 _warned = set()
 
 
@@ -39,23 +41,27 @@ class _Unsupported(Exception):
     """Raised by a route before any work: this call runs on torch (the message says why)."""
 
 
-def _check(op, input, dims, *others):
-    """Raise _Unsupported unless convforge's kernels can take these tensors as they are."""
+def _check(input, dims, *others):
+    """Raise _Unsupported unless convforge's kernels can take these tensors as they are. Lean on
+    purpose: it runs on every routed call (dtypes are singletons, so `is` compares them)."""
+    dtype = input.dtype if isinstance(input, torch.Tensor) else None
     for t in (input, *others):
         if t is None:
             continue
-        if not isinstance(t, torch.Tensor):
-            raise _Unsupported(f"a {type(t).__name__} argument")
-        if type(t) is not torch.Tensor and type(t).__torch_function__ is not _disabled_torch_function:
-            raise _Unsupported(f"tensor subclass {type(t).__name__}")  # it has its own __torch_function__
-        if t.dtype not in _ct._DTYPES:
-            raise _Unsupported(f"dtype {str(t.dtype).removeprefix('torch.')}")
-        if t.dtype != input.dtype:
+        cls = type(t)
+        if cls is not torch.Tensor and cls is not nn.Parameter:
+            if not isinstance(t, torch.Tensor):
+                raise _Unsupported(f"a {cls.__name__} argument")
+            if cls.__torch_function__ is not _disabled_torch_function:  # it has its own
+                raise _Unsupported(f"tensor subclass {cls.__name__}")
+        if t.dtype is not dtype:
             raise _Unsupported("mixed dtypes")
-        if t.device.type not in _ct._DEVICES:
+        if not (t.is_cpu or (_CUDA and t.is_cuda)):
             raise _Unsupported(f"device {t.device.type}")
-        if t.device != input.device:
-            raise _Unsupported("tensors on different devices")
+    if dtype not in _ct._DTYPES:
+        raise _Unsupported(f"dtype {str(dtype).removeprefix('torch.')}")
+    if others and any(t is not None and t.get_device() != input.get_device() for t in others):
+        raise _Unsupported("tensors on different devices")
     if input.dim() not in dims:
         raise _Unsupported(f"a {input.dim()}-dimensional input")
 
@@ -65,12 +71,12 @@ def _check(op, input, dims, *others):
 
 
 def _conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    _check("conv2d", input, (3, 4), weight, bias)
+    _check(input, (3, 4), weight, bias)
     return _ct.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
 def _linear(input, weight, bias=None):
-    _check("linear", input, range(1, 64), weight, bias)
+    _check(input, range(1, 64), weight, bias)
     if weight.dim() != 2 or (bias is not None and bias.shape != weight.shape[:1]):
         raise _Unsupported("a weight that is not 2-D or a bias that is not (out_features,)")
     return _ct.linear(input, weight, bias)
@@ -78,19 +84,19 @@ def _linear(input, weight, bias=None):
 
 def _max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                 return_indices=False):
-    _check("max_pool2d", input, (3, 4))
+    _check(input, (3, 4))
     return _ct.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
 def _max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                              return_indices=True):
-    _check("max_pool2d", input, (3, 4))
+    _check(input, (3, 4))
     return _ct.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
 
 
 def _avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
-    _check("avg_pool2d", input, (3, 4))
+    _check(input, (3, 4))
     return _ct.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                           divisor_override)
 
@@ -98,7 +104,7 @@ def _avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, cou
 def _adaptive_avg_pool2d(input, output_size):
     # When the output size divides the input size, the adaptive windows are a plain tiling:
     # avg_pool2d with kernel = stride = input / output (ResNet's global pooling is the usual case).
-    _check("adaptive_avg_pool2d", input, (3, 4))
+    _check(input, (3, 4))
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     if len(size) != 2:
         raise _Unsupported(f"output_size {output_size!r}")
