@@ -462,6 +462,7 @@ def test_user_subclasses_are_left_alone():
 def test_fallback_is_visible_and_warns_once(make_module, x, reason):
     module = make_module()
     assert module.convforge_fallback is None
+    ct.fallbacks.clear()
     with pytest.warns(ct.ConvforgeFallbackWarning, match=reason):
         y = module(x)
     assert reason in module.convforge_fallback
@@ -469,6 +470,8 @@ def test_fallback_is_visible_and_warns_once(make_module, x, reason):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         module(x)  # once per module and reason
+    # every call is counted, the warning or not
+    assert ct.fallbacks == {f"{type(module).__name__}: {module.convforge_fallback}": 2}
 
 
 def test_mixed_dtypes_fall_back_to_torch_error():

@@ -332,3 +332,27 @@ def test_torch_compile_inside_the_switch():
     torch.testing.assert_close(compiled_x.grad, eager_x.grad)
     for p, g in zip(model.parameters(), eager_grads):
         torch.testing.assert_close(p.grad, g)
+
+
+def test_torch_compile_follows_the_switch():
+    """A model compiled once runs convforge's ops while the switch is on and torch's when it is
+    off, whichever was first: dynamo guards on the torch function mode stack and recompiles."""
+    torch._dynamo.reset()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append({str(n.target) for n in gm.graph.nodes if n.op == "call_function"})
+        return gm.forward
+
+    torch.manual_seed(0)
+    model = torch.compile(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)), backend=backend)
+    x = tensor((1, 1, 4, 4), torch.float32)
+    native = model(x)
+    with ct.enabled():
+        switched = model(x)
+    again = model(x)
+    assert len(graphs) == 2
+    assert not any(t.startswith("convforge.") for t in graphs[0])
+    assert {"convforge.conv2d", "convforge.linear"} <= graphs[1]
+    torch.testing.assert_close(switched, native)
+    assert torch.equal(again, native)

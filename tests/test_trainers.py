@@ -58,12 +58,12 @@ def assert_same_losses(native, other, depth, what):
 # Keras 3 (torch backend)
 
 
-def test_keras_fashion_mnist_cnn_fit():
+def test_keras_fashion_mnist_cnn_fit(tmp_path):
     """The Keras tutorials' Fashion-MNIST CNN, model.fit for 2 epochs inside the switch, from the
     same weights as a native run. A subprocess: KERAS_BACKEND must be set before keras is
     imported, and the choice is global to the process. The test extra installs Keras: without
     it the script fails, and so does the test."""
-    env = dict(os.environ, KERAS_BACKEND="torch")
+    env = dict(os.environ, KERAS_BACKEND="torch", KERAS_HOME=str(tmp_path))  # its config file goes there
     package_dir = os.path.dirname(os.path.dirname(convforge.__file__))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_dir, env.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "keras_cnn.py"), "--json",
