@@ -149,7 +149,7 @@ FALLBACKS = [
      "conv_transpose2d: not implemented by convforge"),
     ("conv1d", lambda: F.conv1d(tensor((1, 2, 9)), tensor((3, 2, 3))), "conv1d: not implemented by convforge"),
     ("adaptive uneven", lambda: F.adaptive_avg_pool2d(tensor((1, 2, 7, 5)), 3), "adaptive_avg_pool2d: output size"),
-    ("scalar bias", lambda: F.linear(tensor((2, 4)), tensor((3, 4)), tensor(())), "linear: a weight that is not 2-D or a bias"),
+    ("scalar bias", lambda: F.linear(tensor((2, 4)), tensor((3, 4)), tensor(())), "linear: a 0-dimensional input, a weight that is not 2-D or a bias"),
 ]
 
 

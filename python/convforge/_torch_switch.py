@@ -62,7 +62,7 @@ def _check(input, dims, *others):
         raise _Unsupported(f"dtype {str(dtype).removeprefix('torch.')}")
     if others and any(t is not None and t.get_device() != input.get_device() for t in others):
         raise _Unsupported("tensors on different devices")
-    if input.dim() not in dims:
+    if dims is not None and input.dim() not in dims:
         raise _Unsupported(f"a {input.dim()}-dimensional input")
 
 
@@ -76,9 +76,9 @@ def _conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)
 
 
 def _linear(input, weight, bias=None):
-    _check(input, range(1, 64), weight, bias)
-    if weight.dim() != 2 or (bias is not None and bias.shape != weight.shape[:1]):
-        raise _Unsupported("a weight that is not 2-D or a bias that is not (out_features,)")
+    _check(input, None, weight, bias)
+    if input.dim() == 0 or weight.dim() != 2 or (bias is not None and bias.shape != weight.shape[:1]):
+        raise _Unsupported("a 0-dimensional input, a weight that is not 2-D or a bias that is not (out_features,)")
     return _ct.linear(input, weight, bias)
 
 
