@@ -356,3 +356,26 @@ def test_torch_compile_follows_the_switch():
     assert {"convforge.conv2d", "convforge.linear"} <= graphs[1]
     torch.testing.assert_close(switched, native)
     assert torch.equal(again, native)
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and "cuda" in ct._DEVICES),
+                    reason="no CUDA device, or a convforge build without CUDA kernels")
+def test_cuda_tensors_run_on_the_cuda_kernels():
+    """On a GPU machine: CUDA tensors under the switch run convforge's CUDA kernels, forward and
+    backward, and match the CPU run."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.AvgPool2d(2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    x = tensor((2, 3, 16, 16), torch.float32, 1)
+    results = []
+    for device in ("cpu", "cuda"):
+        model.to(device).zero_grad()
+        with ct.enabled():
+            out = model(x.to(device))
+            out.sum().backward()
+        assert ran_on_convforge(out)
+        results.append([out.detach().cpu(), *(p.grad.cpu() for p in model.parameters())])
+    assert ct.dispatched == {"conv2d": 2, "max_pool2d": 2, "avg_pool2d": 2, "adaptive_avg_pool2d": 2, "linear": 2}
+    assert not ct.fallbacks
+    for cpu, gpu in zip(*results):
+        torch.testing.assert_close(gpu, cpu)

@@ -151,7 +151,8 @@ def _fall_back(op, reason, func, args, kwargs):
         if key not in _warned and reason != "device meta":
             _warned.add(key)
             warnings.warn(f"convforge.torch switch: {op} with {reason} is not supported, running "
-                          f"torch's implementation", _ct.ConvforgeFallbackWarning, stacklevel=4)
+                          f"torch's implementation", _ct.ConvforgeFallbackWarning,
+                          stacklevel=3)  # the line that called a builtin such as F.conv2d
     return func(*args, **kwargs)
 
 
