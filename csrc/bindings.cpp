@@ -270,11 +270,12 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
 
 static void py_conv2d_forward(const py::handle& input_obj, const py::handle& weight_obj,
                               const py::handle& bias_obj, const py::handle& output_obj, Pair stride,
-                              Quad padding, Pair dilation, int64_t groups) {
+                              Quad padding, Pair dilation, int64_t groups, const std::string& algorithm) {
   View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
   auto bias = to_optional_view(bias_obj, "bias");
   View output = to_view(output_obj, "output");
   Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+  p.algorithm = algorithm.c_str();
   if (bias) {
     bias->require_dtype(p.dtype);
     bias->require_same_device(input);
@@ -290,10 +291,12 @@ static void py_conv2d_forward(const py::handle& input_obj, const py::handle& wei
 static void py_conv2d_backward(const py::handle& grad_output_obj, const py::handle& input_obj,
                                const py::handle& weight_obj, const py::handle& grad_input_obj,
                                const py::handle& grad_weight_obj, const py::handle& grad_bias_obj,
-                               Pair stride, Quad padding, Pair dilation, int64_t groups) {
+                               Pair stride, Quad padding, Pair dilation, int64_t groups,
+                               const std::string& algorithm) {
   View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
   View grad_output = to_view(grad_output_obj, "grad_output");
   Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+  p.algorithm = algorithm.c_str();
   grad_output.require_dtype(p.dtype);
   grad_output.require_same_device(input);
   grad_output.require_shape({p.n, p.c_out, p.out_h, p.out_w});
@@ -548,9 +551,32 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("kind"), py::arg("bytes_per_array"), py::arg("threads"), py::arg("repeats") = 5);
 
+  // The CPU conv2d algorithm list and chooser.
+  m.def("conv2d_algorithms", [] {
+    py::list names;
+    for (int i = 0; i < conv2d_cpu_algorithm_count(); ++i)
+      names.append(py::make_tuple(conv2d_cpu_algorithm_name(i), conv2d_cpu_algorithm_requires(i)));
+    return names;
+  });
+  m.def("conv2d_chosen_algorithm",
+        [](const py::handle& input_obj, const py::handle& weight_obj, Pair stride, Quad padding,
+           Pair dilation, int64_t groups, int pass, const std::string& algorithm) {
+          const View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
+          Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+          p.algorithm = algorithm.c_str();
+          return std::string(conv2d_cpu_chosen_algorithm(p, pass));
+        });
+  m.def("conv2d_winograd_enabled", &conv2d_winograd_enabled);
+  m.def("set_conv2d_winograd_enabled", &set_conv2d_winograd_enabled, py::arg("enabled"));
+
   m.def("gemm", &py_gemm);
-  m.def("conv2d_forward", &py_conv2d_forward);
-  m.def("conv2d_backward", &py_conv2d_backward);
+  m.def("conv2d_forward", &py_conv2d_forward, py::arg("input"), py::arg("weight"), py::arg("bias"),
+        py::arg("output"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("algorithm") = "auto");
+  m.def("conv2d_backward", &py_conv2d_backward, py::arg("grad_output"), py::arg("input"),
+        py::arg("weight"), py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("algorithm") = "auto");
   m.def("max_pool2d_forward", &py_max_pool2d_forward);
   m.def("max_pool2d_backward", &py_max_pool2d_backward);
   m.def("avg_pool2d_forward", &py_avg_pool2d_forward);

@@ -1,4 +1,6 @@
 // conv2d dispatcher: validates the params once and picks the backend.
+#include <string>
+
 #include "core/check.h"
 #include "core/view.h"
 #include "cpu/kernels.h"
@@ -22,6 +24,9 @@ static void validate(const Conv2dParams& p) {
         p.groups);
   CHECK(p.out_h > 0 && p.out_w > 0, "conv2d: the output would be empty (", p.out_h, " x ",
         p.out_w, "); the kernel is larger than the padded input");
+  CHECK(p.device == Device::cpu || !p.algorithm || std::string(p.algorithm) == "auto",
+        "algorithm: selects among the CPU algorithms; the '", device_name(p.device),
+        "' backend has one, expected 'auto', got '", p.algorithm, "'");
 }
 
 void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight, const void* bias,

@@ -51,6 +51,8 @@ struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_h = 0, pad_w = 0;
   int64_t dilation_h = 1, dilation_w = 1;
+  // CPU: which algorithm of conv2d_cpu_algorithm_name() runs; null or "auto": the chooser decides.
+  const char* algorithm = nullptr;
   void* stream = nullptr;
 };
 // output (n, c_out, out_h, out_w) = conv(input, weight) + bias; bias may be null.
@@ -59,6 +61,16 @@ void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight
 // Each backward pointer may be null: that gradient is not computed. Outputs are overwritten.
 void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void* input,
                      const void* weight, void* grad_input, void* grad_weight, void* grad_bias);
+
+// The CPU conv2d algorithms, in the chooser's list (name, and what a problem needs for it), the
+// one the chooser runs for a pass of p (0 forward, 1 grad_input, 2 grad_weight; ValueError for a
+// forced algorithm that does not apply), and whether "auto" may choose Winograd.
+int conv2d_cpu_algorithm_count();
+const char* conv2d_cpu_algorithm_name(int index);
+const char* conv2d_cpu_algorithm_requires(int index);
+const char* conv2d_cpu_chosen_algorithm(const Conv2dParams& p, int pass);
+bool conv2d_winograd_enabled();
+void set_conv2d_winograd_enabled(bool enabled);
 
 // ---------------------------------------------------------------------------------------------
 // Pooling, NCHW, contiguous, over n * c independent planes.

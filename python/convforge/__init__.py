@@ -8,11 +8,15 @@ from .functional import (
     avg_pool2d,
     avg_pool2d_backward,
     conv2d,
+    conv2d_algorithm,
+    conv2d_algorithms,
     conv2d_backward,
     gemm,
     matmul,
     max_pool2d,
     max_pool2d_backward,
+    set_winograd_enabled,
+    winograd_enabled,
 )
 from . import nn, optim  # noqa: E402  (the layers build on the functional API above)
 from ._summary import summary  # noqa: E402
@@ -26,6 +30,8 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
+    "conv2d_algorithm",
+    "conv2d_algorithms",
     "conv2d_backward",
     "gemm",
     "get_num_threads",
@@ -37,7 +43,9 @@ __all__ = [
     "nn",
     "optim",
     "set_num_threads",
+    "set_winograd_enabled",
     "summary",
+    "winograd_enabled",
 ]
 
 
@@ -69,6 +77,7 @@ def info():
     import numpy
 
     details = dict(_C.info())
+    details["conv_algorithms"] = list(conv2d_algorithms())
     details["version"] = __version__
     details["numpy"] = numpy.__version__
     return details

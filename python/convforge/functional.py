@@ -7,6 +7,7 @@ import numpy as np
 from ._args import pair, positive_pair
 from ._arrays import as_input, check_array, empty
 from ._arrays import kernels as _C  # the compiled ops, run on the caller's GPU and stream for GPU arrays
+from . import _C as _cpu  # the compiled module itself (host-side queries)
 
 # ----------------------------------------------------------------------------------------------
 # GEMM
@@ -102,24 +103,32 @@ def _conv_args(weight, stride, padding, dilation, groups):
     return stride, _conv_padding(padding, weight.shape, stride, dilation), dilation, int(groups)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def _algorithm(algorithm):
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm: expected a string, got {type(algorithm).__name__}")
+    return algorithm
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
     """2-D convolution (cross-correlation) over an NCHW or unbatched CHW input, as
     ``torch.nn.functional.conv2d``: weight is (C_out, C_in / groups, kH, kW); padding is an int,
-    a pair, ``'valid'`` or ``'same'``."""
+    a pair, ``'valid'`` or ``'same'``. ``algorithm`` forces one of the CPU algorithms of
+    :func:`conv2d_algorithms` (``'auto'``: the chooser decides, see :func:`conv2d_algorithm`)."""
     x, unbatched = _batched(input, "input")
     weight = as_input(weight, "weight")
     bias = None if bias is None else as_input(bias, "bias")
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
     oh, ow = _C.conv2d_output_size(x.shape[2], x.shape[3], weight.shape[2:], stride, pads, dilation)
     out = empty(x, (x.shape[0], weight.shape[0], max(oh, 0), max(ow, 0)))
-    _C.conv2d_forward(x, weight, bias, out, stride, pads, dilation, groups)
+    _C.conv2d_forward(x, weight, bias, out, stride, pads, dilation, groups, _algorithm(algorithm))
     return out[0] if unbatched else out
 
 
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
-                    output_mask=(True, True, True)):
+                    output_mask=(True, True, True), *, algorithm="auto"):
     """Gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``. Only the entries
-    that ``output_mask`` asks for are computed; the others are ``None``. Deterministic."""
+    that ``output_mask`` asks for are computed; the others are ``None``. Deterministic.
+    ``algorithm`` forces one CPU algorithm for each gradient computed (it must apply to each)."""
     x, unbatched = _batched(input, "input")
     grad_output = as_input(grad_output, "grad_output")
     if unbatched:
@@ -131,10 +140,49 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     grad_weight = empty(x, weight.shape) if want_weight else None
     grad_bias = empty(x, (weight.shape[0],)) if want_bias else None
     _C.conv2d_backward(grad_output, x, weight, grad_input, grad_weight, grad_bias,
-                       stride, pads, dilation, groups)
+                       stride, pads, dilation, groups, _algorithm(algorithm))
     if unbatched and grad_input is not None:
         grad_input = grad_input[0]
     return grad_input, grad_weight, grad_bias
+
+
+_PASSES = {"forward": 0, "grad_input": 1, "grad_weight": 2}
+
+
+def conv2d_algorithms():
+    """The CPU conv2d algorithms, in the chooser's list: ``{name: what a problem needs for it}``."""
+    return dict(_cpu.conv2d_algorithms())
+
+
+def conv2d_algorithm(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                     pass_="forward", dtype=np.float32, algorithm="auto"):
+    """The name of the CPU algorithm that :func:`conv2d` (``pass_='forward'``) or
+    :func:`conv2d_backward` (``'grad_input'``, ``'grad_weight'``) runs for this problem. A
+    grad_input named after a forward-only algorithm runs as the forward convolution of
+    grad_output with the flipped weight (stride 1). Raises ValueError where a forced
+    ``algorithm`` does not apply."""
+    if pass_ not in _PASSES:
+        raise ValueError(f"pass_: expected one of {', '.join(_PASSES)}, got {pass_!r}")
+    dtype = np.dtype(dtype)
+    # Arrays of the given shapes that are never touched (the chooser looks at shapes only).
+    x = np.empty(tuple(input_shape), dtype)
+    weight = np.empty(tuple(weight_shape), dtype)
+    x, _ = _batched(x, "input")
+    stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
+    return _cpu.conv2d_chosen_algorithm(x, weight, stride, pads, dilation, groups, _PASSES[pass_],
+                                        _algorithm(algorithm))
+
+
+def set_winograd_enabled(enabled):
+    """Whether ``algorithm='auto'`` may choose Winograd (process-wide; initially on unless the
+    environment sets ``CONVFORGE_WINOGRAD=0``). Off, every convolution sums its products
+    directly, as the other algorithms do; a forced ``algorithm='winograd_f4x3'`` still runs."""
+    _cpu.set_conv2d_winograd_enabled(bool(enabled))
+
+
+def winograd_enabled():
+    """See :func:`set_winograd_enabled`."""
+    return _cpu.conv2d_winograd_enabled()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,213 @@
+// The ordered list of CPU conv2d algorithms and the chooser: the one place where a pass of a
+// problem is matched to an algorithm.
+#include <atomic>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/check.h"
+#include "core/parallel.h"
+#include "cpu/conv2d/algorithm.h"
+
+namespace convforge::cpu::conv {
+
+// The entries, each defined in the algorithm's own file.
+#define CONVFORGE_DECLARE_ALGORITHM(name)                                                          \
+  bool name##_applies(const Conv2dParams&, Pass);                                                  \
+  Workspace name##_workspace(const Conv2dParams&, Pass, int);                                      \
+  bool name##_forward(const Conv2dParams&, const Arena&, const void*, const void*, const void*, void*);
+CONVFORGE_DECLARE_ALGORITHM(direct)
+CONVFORGE_DECLARE_ALGORITHM(winograd_f4x3)
+CONVFORGE_DECLARE_ALGORITHM(gemm_pointwise)
+CONVFORGE_DECLARE_ALGORITHM(gemm_padded_planes)
+CONVFORGE_DECLARE_ALGORITHM(gemm_im2col)
+#undef CONVFORGE_DECLARE_ALGORITHM
+void direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+void direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+void gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+void gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+int64_t padded_plane_width(const Conv2dParams& p);
+
+namespace {
+
+const Algorithm kDirect{"direct", "any problem forward; one input channel per group for the gradients",
+                        direct_applies, direct_workspace, direct_forward, direct_grad_input,
+                        direct_grad_weight};
+const Algorithm kWinograd{"winograd_f4x3", "float32, a 3x3 kernel, stride 1 and dilation 1",
+                          winograd_f4x3_applies, winograd_f4x3_workspace, winograd_f4x3_forward,
+                          nullptr, nullptr, true};
+const Algorithm kPointwise{"gemm_pointwise", "a 1x1 kernel, stride 1 and no padding",
+                           gemm_pointwise_applies, gemm_pointwise_workspace, gemm_pointwise_forward,
+                           nullptr, nullptr};
+const Algorithm kPaddedPlanes{"gemm_padded_planes", "nothing (forward, and grad_input at stride 1)",
+                              gemm_padded_planes_applies, gemm_padded_planes_workspace,
+                              gemm_padded_planes_forward, nullptr, nullptr};
+const Algorithm kIm2col{"gemm_im2col", "nothing (every pass)", gemm_im2col_applies,
+                        gemm_im2col_workspace, gemm_im2col_forward, gemm_im2col_grad_input,
+                        gemm_im2col_grad_weight};
+
+const Algorithm* const kList[] = {&kDirect, &kWinograd, &kPointwise, &kPaddedPlanes, &kIm2col};
+constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
+
+std::atomic<bool> g_winograd{[] {
+  const char* env = std::getenv("CONVFORGE_WINOGRAD");
+  return !(env && std::strcmp(env, "0") == 0);
+}()};
+
+// CONVFORGE_CONV_ALGORITHM, read once; null when unset, empty or "auto".
+const char* environment_override() {
+  static const std::string name = [] {
+    const char* env = std::getenv("CONVFORGE_CONV_ALGORITHM");
+    return std::string(env ? env : "");
+  }();
+  return name.empty() || name == "auto" ? nullptr : name.c_str();
+}
+
+bool has_pass(const Algorithm& a, const Conv2dParams& p, Pass pass) {
+  const bool implemented = pass == Pass::forward      ? a.forward != nullptr
+                           : pass == Pass::grad_input ? a.grad_input != nullptr
+                                                      : a.grad_weight != nullptr;
+  return implemented && a.applies(p, pass);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The heuristics.
+
+// One input or one output channel per group: a GEMM would have a single step of depth per tap or
+// a single row, while the direct loops stream the planes once.
+bool prefers_direct(const Conv2dParams& p) { return p.c_in == p.groups || p.c_out == p.groups; }
+
+// Winograd's transforms cost about as much per channel as 16-32 multiply-adds per output pixel,
+// so the channel counts must carry them.
+bool prefers_winograd(const Conv2dParams& p) {
+  constexpr int64_t kMinChannels = 16;
+  return g_winograd.load(std::memory_order_relaxed) && p.c_in / p.groups >= kMinChannels &&
+         p.c_out / p.groups >= kMinChannels;
+}
+
+// The padded planes compute (wq - out_w) extra columns per row; gathering im2col panels instead
+// costs a few dozen cycles per output-row piece of a panel. Rough cycles per output column and B
+// row: extra work (wq - out_w) / out_w * cog / 16 FMAs against the gather's (32 / out_w + 1) * 0.8.
+// Small channel counts favour the padded planes, narrow images with many channels (e.g. 14 x 14 x
+// 512) the gather.
+bool prefers_padded_planes(const Conv2dParams& p) {
+  const double wq = double(padded_plane_width(p)), ow = double(p.out_w);
+  return (wq - ow) / ow * (p.c_out / p.groups) / 16.0 < (32.0 / ow + 1.0) * 0.8;
+}
+
+// grad_input as the flipped-weight forward: with few input channels that forward has only
+// c_in / groups rows to spread the packing of its (c_out * kh * kw) x pixels B operand over, and
+// dcol = W^T * dY (B reused by every tap) plus col2im is faster (LeNet's second layer: 1.3x).
+bool prefers_flipped_forward(const Conv2dParams& p) {
+  constexpr int64_t kMinInputChannels = 16;
+  return p.c_in == p.groups || p.c_in / p.groups >= kMinInputChannels;
+}
+
+const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true) {
+  if (prefers_direct(p)) return kDirect;
+  if (allow_winograd && winograd_f4x3_applies(p, Pass::forward) && prefers_winograd(p)) return kWinograd;
+  if (gemm_pointwise_applies(p, Pass::forward)) return kPointwise;
+  if (prefers_padded_planes(p)) return kPaddedPlanes;
+  return kIm2col;
+}
+
+}  // namespace
+
+const char* pass_name(Pass pass) {
+  return pass == Pass::forward ? "forward" : pass == Pass::grad_input ? "grad_input" : "grad_weight";
+}
+
+const Algorithm* const* algorithms(int* count) {
+  *count = kCount;
+  return kList;
+}
+
+const Algorithm* find_algorithm(const char* name) {
+  for (const Algorithm* a : kList)
+    if (std::strcmp(a->name, name) == 0) return a;
+  return nullptr;
+}
+
+bool winograd_enabled() { return g_winograd.load(); }
+void set_winograd_enabled(bool enabled) { g_winograd.store(enabled); }
+
+bool flipped_problem(const Conv2dParams& p, Conv2dParams* q) {
+  const int64_t pad_h = p.dilation_h * (p.kh - 1) - p.pad_h, pad_w = p.dilation_w * (p.kw - 1) - p.pad_w;
+  if (p.stride_h != 1 || p.stride_w != 1 || pad_h < 0 || pad_w < 0) return false;
+  *q = p;
+  q->c_in = p.c_out, q->c_out = p.c_in;
+  q->h = p.out_h, q->w = p.out_w, q->out_h = p.h, q->out_w = p.w;
+  q->pad_h = pad_h, q->pad_w = pad_w;
+  return true;
+}
+
+Choice choose(const Conv2dParams& p, Pass pass, const char* forced) {
+  if (!forced || std::strcmp(forced, "auto") == 0) forced = environment_override();
+  Conv2dParams q;
+  const bool flippable = pass == Pass::grad_input && flipped_problem(p, &q);
+  if (forced) {
+    const Algorithm* a = find_algorithm(forced);
+    if (!a) {
+      std::string names;
+      for (const Algorithm* b : kList) names += std::string(names.empty() ? "" : ", ") + b->name;
+      CHECK(false, "algorithm: expected 'auto' or one of ", names, ", got '", forced, "'");
+    }
+    if (has_pass(*a, p, pass)) return {a};
+    if (flippable && has_pass(*a, q, Pass::forward)) return {a, true};
+    CHECK(false, "algorithm: '", a->name, "' does not apply to the ", pass_name(pass),
+          " pass of this convolution (it needs: ", a->requires, ")");
+  }
+  switch (pass) {
+    case Pass::forward: return {&auto_forward(p)};
+    case Pass::grad_input:
+      if (flippable && prefers_flipped_forward(p)) return {&auto_forward(q), true};
+      return {p.c_in == p.groups ? &kDirect : &kIm2col};
+    case Pass::grad_weight: return {p.c_in == p.groups ? &kDirect : &kIm2col};
+  }
+  return {&kIm2col};
+}
+
+const Algorithm& fallback_forward(const Conv2dParams& p) { return auto_forward(p, false); }
+
+// ---------------------------------------------------------------------------------------------
+// The arena.
+
+namespace {
+size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
+int thread_number() {
+#if defined(CONVFORGE_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+}  // namespace
+
+Arena::Arena(char* base, const Workspace& ws, int threads)
+    : base_(base), ws_{aligned(ws.shared), aligned(ws.item), aligned(ws.packing)}, threads_(threads) {}
+
+size_t Arena::bytes(const Workspace& ws, int threads) {
+  return aligned(ws.shared) + size_t(threads) * (aligned(ws.item) + aligned(ws.packing));
+}
+
+char* Arena::thread_base() const {
+  const int t = thread_number();
+  assert(t < threads_);
+  return base_ + ws_.shared + size_t(t) * (ws_.item + ws_.packing);
+}
+
+}  // namespace convforge::cpu::conv
+
+namespace convforge {
+
+int conv2d_cpu_algorithm_count() { return cpu::conv::kCount; }
+const char* conv2d_cpu_algorithm_name(int index) { return cpu::conv::kList[index]->name; }
+const char* conv2d_cpu_algorithm_requires(int index) { return cpu::conv::kList[index]->requires; }
+const char* conv2d_cpu_chosen_algorithm(const Conv2dParams& p, int pass) {
+  return cpu::conv::choose(p, static_cast<cpu::conv::Pass>(pass), p.algorithm).algorithm->name;
+}
+bool conv2d_winograd_enabled() { return cpu::conv::winograd_enabled(); }
+void set_conv2d_winograd_enabled(bool enabled) { cpu::conv::set_winograd_enabled(enabled); }
+
+}  // namespace convforge

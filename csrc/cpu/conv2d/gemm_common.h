@@ -1,0 +1,109 @@
+// Pieces shared by the GEMM-based conv2d algorithms (gemm_*.cpp): geometry, the im2col packers
+// that feed the packed GEMM driver of cpu/gemm.h without building the im2col matrix, col2im, and
+// the loop over work items. Every sum has a fixed order that does not depend on the thread
+// count: bitwise reproducible.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/parallel.h"
+#include "cpu/conv2d/algorithm.h"
+#include "cpu/conv2d_common.h"
+#include "cpu/gemm.h"
+
+namespace convforge::cpu::conv {
+namespace {
+
+struct Geometry {
+  int64_t cig, cog, k, ohw;
+};
+
+inline Geometry geometry(const Conv2dParams& p) {
+  Geometry g;
+  g.cig = p.c_in / p.groups;
+  g.cog = p.c_out / p.groups;
+  g.k = g.cig * p.kh * p.kw;
+  g.ohw = p.out_h * p.out_w;
+  return g;
+}
+
+// A run of im2col columns that lie on one output row: columns [off, off + ow1 - ow0) of a panel
+// are output pixels (oh, ow0 .. ow1) of image n.
+struct Segment {
+  int64_t n, oh, ow0, ow1, off;
+};
+
+// Splits the flat pixel range [q, q + count) (pixels of consecutive images, ohw each) into
+// output-row segments; returns how many were written to seg.
+inline int64_t row_segments(int64_t q, int64_t count, int64_t out_w, int64_t ohw, Segment* seg) {
+  int64_t m = 0;
+  int64_t n = q / ohw, pix = q % ohw, oh = pix / out_w, ow = pix % out_w;
+  for (int64_t off = 0; off < count; ++m) {
+    const int64_t len = std::min(out_w - ow, count - off);
+    seg[m] = {n, oh, ow, ow + len, off};
+    off += len;
+    ow = 0;
+    if (++oh == ohw / out_w) oh = 0, ++n;
+  }
+  return m;
+}
+
+// Gathers the im2col values of kernel tap (ci, i, j) for one segment into d[0 .. len) with
+// element stride ds: x is the image's channel ci.
+template <typename T>
+inline void gather_segment(const Conv2dParams& p, const TapTable& taps, const T* xc, int64_t i,
+                           int64_t j, const Segment& s, T* d, int64_t ds) {
+  const int64_t len = s.ow1 - s.ow0;
+  const int64_t ih = s.oh * p.stride_h - p.pad_h + i * p.dilation_h;
+  const int64_t lo = std::max(s.ow0, taps.lo[j]), hi = std::min(s.ow1, taps.hi[j]);
+  if (ih < 0 || ih >= p.h || hi <= lo) {
+    for (int64_t t = 0; t < len; ++t) d[t * ds] = T(0);
+    return;
+  }
+  for (int64_t t = 0; t < lo - s.ow0; ++t) d[t * ds] = T(0);
+  const T* src = xc + ih * p.w + taps.src[j] + (lo - taps.lo[j]) * p.stride_w;
+  T* dd = d + (lo - s.ow0) * ds;
+  if (p.stride_w == 1 && ds == 1) {
+#pragma omp simd
+    for (int64_t t = 0; t < hi - lo; ++t) dd[t] = src[t];  // runs are short: no library call
+  } else
+    for (int64_t t = 0; t < hi - lo; ++t) dd[t * ds] = src[t * p.stride_w];
+  for (int64_t t = hi - s.ow0; t < len; ++t) d[t * ds] = T(0);
+}
+
+// Adds bias[row] to each finished tile of C.
+template <typename T>
+struct BiasEpilogue {
+  const T* bias;
+  void operator()(T* c, int64_t ldc, int64_t i, int64_t, int64_t m, int64_t n) const {
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t t = 0; t < n; ++t) c[r * ldc + t] += bias[i + r];
+  }
+};
+
+// Runs fn(item, gemm_threads) for items [0, count): in parallel over items when there are enough
+// of them (each item's GEMM then runs on one thread), else one after another with threaded GEMMs.
+template <typename Fn>
+void for_items(int64_t count, double work_per_item, int gemm_nt, Fn&& fn) {
+  const int nt = threads_for(work_per_item * count, 1 << 20);
+  if (nt > 1 && count >= 2 * nt) {
+    parallel_for(count, nt, [&](int64_t b, int64_t e) {
+      for (int64_t item = b; item < e; ++item) fn(item, 1);
+    });
+  } else {
+    for (int64_t item = 0; item < count; ++item) fn(item, gemm_nt);
+  }
+}
+
+// Calls fn(T{}) with T the element type of p: the typed body of an untyped entry of the list.
+template <typename Fn>
+void with_dtype(const Conv2dParams& p, Fn&& fn) {
+  if (p.dtype == DType::f32)
+    fn(float{});
+  else
+    fn(double{});
+}
+
+}  // namespace
+}  // namespace convforge::cpu::conv

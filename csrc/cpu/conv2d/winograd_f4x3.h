@@ -1,0 +1,139 @@
+// Winograd F(4x4, 3x3): a 4x4 output tile from a 6x6 input tile with 36 multiplications per
+// (input, output) channel pair instead of 144, as Y = A^T [ (G g G^T) . (B^T d B) ] A.
+//
+// The matrices come from the Toom-Cook construction on the points {0, c, -c, 1/c, -1/c, inf}
+// with c = 3/2, computed at compile time. Lavin's points {0, 1, -1, 2, -2} give a float32 error
+// about 4-6x that of direct summation on random data; this family about 1.2-2x (the constant is
+// also what keeps B^T's entries near 1).
+//
+// The per-ISA transforms (winograd_f4x3__<isa>.cpp, loops in winograd_f4x3_kernels.h) work on a
+// block of tiles, vectorized across the tiles of a GEMM panel, and on float only.
+#pragma once
+#include <cstdint>
+
+namespace convforge::cpu::conv::winograd {
+
+constexpr int kOut = 4;    // output tile side
+constexpr int kIn = 6;     // input tile side
+constexpr int kTaps = 36;  // transformed values per tile
+
+struct Matrices {
+  double at[kOut][kIn];  // output transform A^T
+  double g[kIn][3];      // weight transform G
+  double bt[kIn][kIn];   // input transform B^T
+};
+
+constexpr double abs_(double v) { return v < 0 ? -v : v; }
+
+// A^T = V_e^T, G = V_g, B^T = (V_h^-1)^T, with V_x the Vandermonde matrices of the points (plus
+// the point at infinity) for a kOut-, 3- and kIn-term polynomial. Each row of B^T is scaled to a
+// largest entry of 1 and G's row by the inverse.
+constexpr Matrices make_matrices(double c) {
+  const double points[kIn - 1] = {0.0, c, -c, 1.0 / c, -1.0 / c};
+  double v[kIn][2 * kIn] = {};  // [V_h | I], reduced to [I | V_h^-1]
+  for (int j = 0; j < kIn; ++j) {
+    for (int k = 0; k < kIn; ++k) {
+      double power = 1.0;
+      for (int e = 0; e < k; ++e) power *= j < kIn - 1 ? points[j] : 0.0;
+      v[j][k] = j < kIn - 1 ? power : (k == kIn - 1 ? 1.0 : 0.0);
+    }
+    v[j][kIn + j] = 1.0;
+  }
+  for (int col = 0; col < kIn; ++col) {
+    int pivot = col;
+    for (int r = col + 1; r < kIn; ++r)
+      if (abs_(v[r][col]) > abs_(v[pivot][col])) pivot = r;
+    for (int k = 0; k < 2 * kIn; ++k) {
+      const double t = v[col][k];
+      v[col][k] = v[pivot][k];
+      v[pivot][k] = t;
+    }
+    const double d = v[col][col];
+    for (int k = 0; k < 2 * kIn; ++k) v[col][k] /= d;
+    for (int r = 0; r < kIn; ++r) {
+      if (r == col) continue;
+      const double f = v[r][col];
+      for (int k = 0; k < 2 * kIn; ++k) v[r][k] -= f * v[col][k];
+    }
+  }
+  Matrices m = {};
+  for (int j = 0; j < kIn; ++j) {
+    double scale = 0.0;
+    for (int k = 0; k < kIn; ++k) {
+      double e = v[k][kIn + j];  // B^T[j][k] = (V_h^-1)[k][j]
+      if (abs_(e) < 1e-12) e = 0.0;
+      m.bt[j][k] = e;
+      if (abs_(e) > scale) scale = abs_(e);
+    }
+    for (int k = 0; k < kIn; ++k) m.bt[j][k] /= scale;
+    for (int k = 0; k < 3; ++k) {
+      double power = 1.0;
+      for (int e = 0; e < k; ++e) power *= j < kIn - 1 ? points[j] : 0.0;
+      m.g[j][k] = (j < kIn - 1 ? power : (k == 2 ? 1.0 : 0.0)) * scale;
+    }
+  }
+  for (int i = 0; i < kOut; ++i)
+    for (int j = 0; j < kIn; ++j) {
+      double power = 1.0;
+      for (int e = 0; e < i; ++e) power *= j < kIn - 1 ? points[j] : 0.0;
+      m.at[i][j] = j < kIn - 1 ? power : (i == kOut - 1 ? 1.0 : 0.0);
+    }
+  return m;
+}
+
+constexpr Matrices kMatrices = make_matrices(1.5);
+
+// A block of tiles: runs of consecutive tiles along tile rows. Tile tw of tile row th of image n
+// reads input rows 4 th - pad_h .. + 5 and columns 4 tw - pad_w .. + 5 (zero outside the input),
+// and writes output rows 4 th .. + 3 and columns 4 tw .. + 3 (those inside the output).
+struct TileRun {
+  int64_t n, th, tw0, tw1;  // tiles [tw0, tw1) of tile row th of image n
+  int64_t t;                // the block's number of tile tw0 (tiles are numbered 0 .. tiles)
+};
+struct Block {
+  const TileRun* runs;
+  int64_t count;   // runs
+  int64_t tiles;   // in the block
+  int64_t panels;  // GEMM panels of nr tiles covering them
+  int64_t nr;
+};
+// One channel's plane of image 0, and how to reach the same channel of image n.
+struct Plane {
+  int64_t h, w, image_stride;
+};
+
+// Input transform of one channel over a block: V = B^T d B of every tile goes to the GEMM's
+// packed B panels, value e of tile t at v[e * e_stride + (t / nr) * panel_stride + t % nr] (lanes
+// past the last tile zero). Returns the sum of the values read: NaN or Inf when some are.
+// scratch: input_scratch_floats(block).
+using InputTransform = float (*)(const float* x, const Plane& in, int64_t pad_h, int64_t pad_w,
+                                 const Block& block, float* v, int64_t e_stride, int64_t panel_stride,
+                                 float* scratch);
+// Output transform of one output channel over a block: value e of tile t at m[e * e_stride + t];
+// Y = A^T M A + bias goes to the output plane y. scratch: output_scratch_floats(block).
+using OutputTransform = void (*)(const float* m, int64_t e_stride, const Block& block, float bias, float* y,
+                                 const Plane& out, float* scratch);
+// U = G g G^T for the 3x3 kernels g of `count` channel pairs (9 floats each, consecutive), into
+// u[e * e_stride + i * stride] for pair i. Returns false if a weight is NaN or infinite.
+using WeightTransform = bool (*)(const float* g, int64_t count, float* u, int64_t e_stride, int64_t stride);
+
+inline int64_t input_scratch_floats(const Block& b) { return kTaps * (b.panels + 1) * b.nr; }
+inline int64_t output_scratch_floats(const Block& b) { return 16 * b.panels * b.nr + 24 * b.nr; }
+
+struct Transforms {
+  InputTransform input;
+  OutputTransform output;
+  WeightTransform weight;
+};
+
+#define CONVFORGE_DECLARE_WINOGRAD(isa)                                                           \
+  float winograd_f4x3_input__##isa(const float*, const Plane&, int64_t, int64_t, const Block&,     \
+                                   float*, int64_t, int64_t, float*);                             \
+  void winograd_f4x3_output__##isa(const float*, int64_t, const Block&, float, float*, const Plane&, \
+                                   float*);                                                       \
+  bool winograd_f4x3_weight__##isa(const float*, int64_t, float*, int64_t, int64_t);
+CONVFORGE_DECLARE_WINOGRAD(scalar)
+CONVFORGE_DECLARE_WINOGRAD(avx2)
+CONVFORGE_DECLARE_WINOGRAD(avx512)
+
+}  // namespace convforge::cpu::conv::winograd

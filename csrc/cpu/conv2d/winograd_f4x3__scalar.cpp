@@ -1,0 +1,4 @@
+// Winograd F(4x4, 3x3) transforms (winograd_f4x3_kernels.h) compiled with scalar flags only.
+#include "cpu/conv2d/winograd_f4x3_kernels.h"
+
+CONVFORGE_DEFINE_WINOGRAD(scalar)
