@@ -35,7 +35,7 @@ cmake --build "$BUILD" -j2
 
 if [ $# -eq 0 ]; then
   # The op tests on every ISA and backend, the fuzzers' small profile, threads and limits.
-  set -- tests/test_gemm.py tests/test_conv2d.py tests/test_pool2d.py \
+  set -- tests/test_gemm.py tests/test_conv2d.py tests/test_conv2d_algorithms.py tests/test_pool2d.py \
     tests/test_cuda_emulation.py::test_emulator_catches tests/test_fuzz.py tests/test_threads.py \
     tests/test_limits.py \
     --hypothesis-profile=sanitize -m "not no_sanitize"

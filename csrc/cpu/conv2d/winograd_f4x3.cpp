@@ -53,7 +53,7 @@ struct Plan {
   int64_t m_floats() const { return kTaps * cog * block; }
   int64_t run_floats() const { return int64_t(sizeof(TileRun) / sizeof(float)) * (block + 1); }
   int64_t transform_floats() const {
-    const Block b{nullptr, 0, block, block / nr, nr};
+    const Block b{nullptr, 0, block, block / nr, nr, tiles_w};
     return std::max(input_scratch_floats(b), output_scratch_floats(b));
   }
   int64_t item_floats() const { return v_floats() + m_floats() + run_floats() + transform_floats(); }
@@ -66,11 +66,12 @@ Plan plan(const Conv2dParams& p, int threads) {
   s.tiles_h = (p.out_h + kOut - 1) / kOut, s.tiles_w = (p.out_w + kOut - 1) / kOut;
   s.tiles = p.n * s.tiles_h * s.tiles_w;
   s.mr = kern.mr, s.nr = kern.nr, s.kp = round_up(s.cog, kern.mr);
-  // V and M of a block in about 2 MiB (L2 / L3), 2 to 8 panels wide, and at least one block per
-  // thread when there are tiles enough.
+  // V and M of a block in about 2 MiB (L2 / L3), or as large as U (read once per block) when that
+  // is larger; 2 to 16 panels wide, and at least one block per thread when there are tiles enough.
   constexpr int64_t kBlockBytes = int64_t{2} << 20;
   const int64_t per_tile = kTaps * (s.cig + s.cog) * int64_t(sizeof(float));
-  int64_t panels = std::clamp<int64_t>(kBlockBytes / per_tile / s.nr, 2, 8);
+  const int64_t u_bytes = s.u_floats() * int64_t(sizeof(float));
+  int64_t panels = std::clamp<int64_t>(std::max(kBlockBytes, u_bytes) / per_tile / s.nr, 2, 16);
   const int64_t all_panels = (s.tiles + s.nr - 1) / s.nr;
   panels = std::max<int64_t>(1, std::min(panels, all_panels / std::max(threads, 1)));
   s.block = panels * s.nr;
@@ -112,7 +113,7 @@ Block block_runs(const Plan& s, int64_t block, TileRun* runs) {
     runs[count] = {row / s.tiles_h, row % s.tiles_h, tw0, tw1, t - t0};
     t += tw1 - tw0;
   }
-  return {runs, count, t1 - t0, (t1 - t0 + s.nr - 1) / s.nr, s.nr};
+  return {runs, count, t1 - t0, (t1 - t0 + s.nr - 1) / s.nr, s.nr, s.tiles_w};
 }
 
 // Returns false when the input holds NaN or Inf.
@@ -126,18 +127,18 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
     sum += tf.input(x + (grp * s.cig + ci) * p.h * p.w, in, p.pad_h, p.pad_w, b, v + ci * s.nr,
                     s.cig * s.block, s.cig * s.nr, scratch);
   if (!(sum - sum == 0.0f)) return false;
-  // 2. The 36 products M_e = U_e V_e, B panels in the middle loop so each stays in L1 across the
-  // A panels.
+  // 2. The 36 products M_e = U_e V_e. A B panel (all channels) stays in L1/L2 across the A panels,
+  // and a C tile in L1 across the depth blocks.
   const float* ug = u + grp * s.u_floats();
   for (int64_t e = 0; e < kTaps; ++e)
-    for (int64_t c0 = 0; c0 < s.cig; c0 += s.kc) {
-      const int64_t kc = std::min(s.kc, s.cig - c0);
-      for (int64_t pj = 0; pj < b.panels; ++pj) {
-        const float* panel = v + e * s.cig * s.block + pj * s.cig * s.nr + c0 * s.nr;
-        for (int64_t i = 0; i < s.cog; i += s.mr)
-          kern.ukernel(kc, ug + e * s.kp * s.cig + i * s.cig + c0 * s.mr, panel,
-                       m + (e * s.cog + i) * s.block + pj * s.nr, s.block, std::min(s.mr, s.cog - i), s.nr,
-                       1.0f, c0 == 0 ? 0.0f : 1.0f);
+    for (int64_t pj = 0; pj < b.panels; ++pj) {
+      const float* panel = v + e * s.cig * s.block + pj * s.cig * s.nr;
+      for (int64_t i = 0; i < s.cog; i += s.mr) {
+        const float* a = ug + e * s.kp * s.cig + i * s.cig;
+        float* c = m + (e * s.cog + i) * s.block + pj * s.nr;
+        for (int64_t c0 = 0; c0 < s.cig; c0 += s.kc)
+          kern.ukernel(std::min(s.kc, s.cig - c0), a + c0 * s.mr, panel + c0 * s.nr, c, s.block,
+                       std::min(s.mr, s.cog - i), s.nr, 1.0f, c0 == 0 ? 0.0f : 1.0f);
       }
     }
   // 3. Output transform (+ bias).

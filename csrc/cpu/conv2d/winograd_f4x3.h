@@ -96,7 +96,9 @@ struct Block {
   int64_t tiles;   // in the block
   int64_t panels;  // GEMM panels of nr tiles covering them
   int64_t nr;
+  int64_t width;   // tiles per tile row: the longest run
 };
+inline int64_t max_runs(const Block& b) { return b.panels * b.nr / b.width + 2; }
 // One channel's plane of image 0, and how to reach the same channel of image n.
 struct Plane {
   int64_t h, w, image_stride;
@@ -117,8 +119,12 @@ using OutputTransform = void (*)(const float* m, int64_t e_stride, const Block& 
 // u[e * e_stride + i * stride] for pair i. Returns false if a weight is NaN or infinite.
 using WeightTransform = bool (*)(const float* g, int64_t count, float* u, int64_t e_stride, int64_t stride);
 
-inline int64_t input_scratch_floats(const Block& b) { return kTaps * (b.panels + 1) * b.nr; }
-inline int64_t output_scratch_floats(const Block& b) { return 16 * b.panels * b.nr + 24 * b.nr; }
+inline int64_t input_scratch_floats(const Block& b) {
+  return kTaps * (b.panels + 1) * b.nr + max_runs(b) * kIn * (kOut * b.width + 2) + b.panels * b.nr;
+}
+inline int64_t output_scratch_floats(const Block& b) {
+  return (kOut * kOut + kOut) * b.panels * b.nr + kOut * kIn * b.nr;
+}
 
 struct Transforms {
   InputTransform input;

@@ -62,42 +62,45 @@ inline void apply(const float* const* src, float* const* dst, int64_t n) {
 }
 
 // Scratch: d [36][lanes] (the 6x6 input patches, tile t's element (r, c) at d[r * 6 + c][t]),
-// then rt [36][nr].
+// rt [36][nr], strips (each run's 6 input rows, zero-padded, pitch 4 width + 2), and the lanes'
+// offsets into the strips. Gathering through the strips keeps every loop as long as the block,
+// however short the tile rows.
 inline float input_block(const float* x, const Plane& in, int64_t pad_h, int64_t pad_w, const Block& b,
                          float* v, int64_t e_stride, int64_t panel_stride, float* scratch) {
-  const int64_t lanes = b.panels * b.nr;
+  const int64_t lanes = b.panels * b.nr, pitch = kOut * b.width + 2;
   float* d = scratch;
   float* rt = d + kTaps * lanes;
-  float sum = 0.0f;
+  float* strips = rt + kTaps * b.nr;
+  auto* offset = reinterpret_cast<int32_t*>(strips + max_runs(b) * kIn * pitch);
   for (int64_t q = 0; q < b.count; ++q) {
     const TileRun& run = b.runs[q];
-    const int64_t len = run.tw1 - run.tw0;
+    const int64_t len = run.tw1 - run.tw0, first = run.tw0 * kOut - pad_w, columns = kOut * len + 2;
+    // Columns [lo, hi) of the strip lie inside the input.
+    int64_t lo = -first > 0 ? -first : 0, hi = in.w - first;
+    lo = lo < columns ? lo : columns;
+    hi = hi < lo ? lo : (hi < columns ? hi : columns);
+    float* strip = strips + q * kIn * pitch;
     for (int r = 0; r < kIn; ++r) {
       const int64_t ih = run.th * kOut - pad_h + r;
+      float* dst = strip + r * pitch;
       const bool inside = ih >= 0 && ih < in.h;
-      const float* row = x + run.n * in.image_stride + ih * in.w;
-      for (int c = 0; c < kIn; ++c) {
-        float* dst = d + (r * kIn + c) * lanes + run.t;
-        // Tile k of the run reads column first + 4k: inside the input for k in [lo, hi).
-        const int64_t first = run.tw0 * kOut - pad_w + c;
-        int64_t lo = first >= 0 ? 0 : (kOut - 1 - first) / kOut;
-        int64_t hi = in.w > first ? (in.w - first + kOut - 1) / kOut : 0;
-        if (!inside) lo = hi = 0;
-        lo = lo < len ? lo : len;
-        hi = hi < lo ? lo : (hi < len ? hi : len);
-        for (int64_t t = 0; t < lo; ++t) dst[t] = 0.0f;
-        const float* src = row + first;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t t = lo; t < hi; ++t) {
-          dst[t] = src[kOut * t];
-          sum += dst[t];
-        }
-        for (int64_t t = hi; t < len; ++t) dst[t] = 0.0f;
-      }
+      const float* src = x + run.n * in.image_stride + ih * in.w + first;
+      for (int64_t col = 0; col < columns; ++col) dst[col] = inside && col >= lo && col < hi ? src[col] : 0.0f;
     }
+    for (int64_t j = 0; j < len; ++j) offset[run.t + j] = int32_t(q * kIn * pitch + kOut * j);
   }
-  for (int e = 0; e < kTaps; ++e)
-    for (int64_t t = b.tiles; t < lanes; ++t) d[e * lanes + t] = 0.0f;
+  for (int64_t t = b.tiles; t < lanes; ++t) offset[t] = 0;  // lanes past the tiles: zeroed below
+  float sum = 0.0f;
+  for (int r = 0; r < kIn; ++r)
+    for (int c = 0; c < kIn; ++c) {
+      const float* src = strips + r * pitch + c;
+      float* dst = d + (r * kIn + c) * lanes;
+#pragma omp simd
+      for (int64_t t = 0; t < lanes; ++t) dst[t] = src[offset[t]];
+      for (int64_t t = b.tiles; t < lanes; ++t) dst[t] = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t t = 0; t < lanes; ++t) sum += dst[t];
+    }
   for (int64_t pj = 0; pj < b.panels; ++pj) {
     for (int r = 0; r < kIn; ++r) {  // along the columns: rt[r][j] = sum_c B^T[j][c] d[r][c]
       const float* src[kIn];
@@ -117,12 +120,15 @@ inline float input_block(const float* x, const Plane& in, int64_t pad_h, int64_t
   return sum;
 }
 
-// Scratch: yb [16][lanes] (tile t's output (r, c) at yb[r * 4 + c][t]), then rt [4][6][nr].
+// Scratch: yb [16][lanes] (tile t's output (r, c) at yb[r * 4 + c][t]), rt [4][6][nr], and one
+// output row of every tile, interleaved: row[4 t + c]. A run of tiles is then a contiguous piece
+// of an output row.
 inline void output_block(const float* m, int64_t e_stride, const Block& b, float bias, float* y,
                          const Plane& out, float* scratch) {
   const int64_t lanes = b.panels * b.nr;
   float* yb = scratch;
   float* rt = yb + kOut * kOut * lanes;
+  float* row = rt + kOut * kIn * b.nr;
   for (int64_t pj = 0; pj < b.panels; ++pj) {
     for (int j = 0; j < kIn; ++j) {  // along the rows: rt[r][j] = sum_i A^T[r][i] m[i][j]
       const float* src[kIn];
@@ -139,17 +145,25 @@ inline void output_block(const float* m, int64_t e_stride, const Block& b, float
       apply<OutputMatrix>(src, dst, b.nr);
     }
   }
-  for (int64_t q = 0; q < b.count; ++q) {  // the tiles' 4x4 values, interleaved into output rows
-    const TileRun& run = b.runs[q];
-    const int64_t len = run.tw1 - run.tw0, cols = out.w - run.tw0 * kOut;
-    const int64_t full = len < cols / kOut ? len : cols / kOut;  // tiles whose 4 columns are inside
-    for (int r = 0; r < kOut && run.th * kOut + r < out.h; ++r) {
-      float* row = y + run.n * out.image_stride + (run.th * kOut + r) * out.w + run.tw0 * kOut;
-      const float* src = yb + r * kOut * lanes + run.t;
-      for (int64_t t = 0; t < full; ++t)
-        for (int c = 0; c < kOut; ++c) row[kOut * t + c] = src[c * lanes + t] + bias;
-      for (int64_t t = full; t < len; ++t)
-        for (int c = 0; c < kOut && kOut * t + c < cols; ++c) row[kOut * t + c] = src[c * lanes + t] + bias;
+  for (int r = 0; r < kOut; ++r) {
+    const float* y0 = yb + r * kOut * lanes;
+    const float* y1 = y0 + lanes;
+    const float* y2 = y1 + lanes;
+    const float* y3 = y2 + lanes;
+    for (int64_t t = 0; t < b.tiles; ++t) {
+      row[kOut * t] = y0[t] + bias;
+      row[kOut * t + 1] = y1[t] + bias;
+      row[kOut * t + 2] = y2[t] + bias;
+      row[kOut * t + 3] = y3[t] + bias;
+    }
+    for (int64_t q = 0; q < b.count; ++q) {  // the columns inside the output
+      const TileRun& run = b.runs[q];
+      if (run.th * kOut + r >= out.h) continue;
+      const int64_t cols0 = out.w - run.tw0 * kOut, len = kOut * (run.tw1 - run.tw0);
+      const int64_t cols = len < cols0 ? len : cols0;
+      const float* src = row + kOut * run.t;
+      float* dst = y + run.n * out.image_stride + (run.th * kOut + r) * out.w + run.tw0 * kOut;
+      for (int64_t col = 0; col < cols; ++col) dst[col] = src[col];
     }
   }
 }
