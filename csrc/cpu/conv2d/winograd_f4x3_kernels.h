@@ -84,8 +84,11 @@ inline float input_block(const float* x, const Plane& in, int64_t pad_h, int64_t
       const int64_t ih = run.th * kOut - pad_h + r;
       float* dst = strip + r * pitch;
       const bool inside = ih >= 0 && ih < in.h;
+      const int64_t copy_lo = inside ? lo : columns, copy_hi = inside ? hi : columns;
       const float* src = x + run.n * in.image_stride + ih * in.w + first;
-      for (int64_t col = 0; col < columns; ++col) dst[col] = inside && col >= lo && col < hi ? src[col] : 0.0f;
+      for (int64_t col = 0; col < copy_lo; ++col) dst[col] = 0.0f;
+      for (int64_t col = copy_lo; col < copy_hi; ++col) dst[col] = src[col];
+      for (int64_t col = copy_hi; col < columns; ++col) dst[col] = 0.0f;
     }
     for (int64_t j = 0; j < len; ++j) offset[run.t + j] = int32_t(q * kIn * pitch + kOut * j);
   }
