@@ -49,3 +49,5 @@ settings.load_profile("ci")  # --hypothesis-profile overrides this after conftes
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "no_sanitize: cannot run under AddressSanitizer (tools/sanitize.sh skips it)")
+    config.addinivalue_line(
+        "markers", "packaging: builds the sdist and wheel (minutes; deselect with -m 'not packaging')")
