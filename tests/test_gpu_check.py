@@ -289,6 +289,14 @@ def test_staged_argument_passed_twice_stays_one_array(host_copies):
     assert_close(c, reference.gemm(a, b, c0, beta=1.0), reference.gemm(np.abs(a), np.abs(b), np.abs(c0), beta=1.0), 5)
 
 
+def test_staged_gemm_starts_from_c_in_out(host_copies):
+    a, b, c = random((6, 4), np.float32, "a"), random((4, 5), np.float32, "b"), random((6, 5), np.float32, "c")
+    got = convforge.gemm(a, b, c, alpha=0.5, beta=2.0)  # a new out, c left alone
+    kw = dict(alpha=0.5, beta=2.0)
+    assert_close(got, reference.gemm(a, b, c, **kw), reference.gemm(np.abs(a), np.abs(b), np.abs(c), **kw), 5)
+    assert not any(x is c for x in host_copies)  # the GPU binding takes c only as out itself
+
+
 def test_staging_is_per_thread_and_off_inside_another_backend(host_copies):
     import threading
 

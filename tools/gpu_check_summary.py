@@ -37,8 +37,8 @@ def tests(out):
     root = ET.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     count = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
-    failed = [f"{case.get('classname')}::{case.get('name')}" for case in root.iter("testcase")
-              if case.find("failure") is not None or case.find("error") is not None]
+    failed = ["::".join(part for part in (case.get("classname"), case.get("name")) if part)
+              for case in root.iter("testcase") if case.find("failure") is not None or case.find("error") is not None]
     passed = count["tests"] - count["failures"] - count["errors"] - count["skipped"]
     return {"passed": passed, "failed": count["failures"] + count["errors"], "skipped": count["skipped"],
             "failed_tests": failed}

@@ -111,7 +111,7 @@ class _Kernels:
         def call(*args):
             staging = getattr(_thread, "staging", None)
             if staging is not None:
-                return _staged_call(fn, args, staging)
+                return _staged_call(name, fn, args, staging)
             for x in args:  # the common case, host arrays and plain values, costs one set lookup each
                 if type(x) not in _HOST_TYPES:
                     _enter_cuda_context(args)
@@ -180,8 +180,12 @@ def set_staging(library):
     return previous
 
 
-def _staged_call(fn, args, library):
+def _staged_call(name, fn, args, library):
     to_device, to_host = STAGING[library]()
+    if name == "gemm" and args[2] is not None and args[5] != 0 and args[2] is not args[3]:
+        # On the GPU, gemm starts from c in out itself (as functional.gemm does for GPU arrays).
+        args[3][...] = args[2]
+        args = (*args[:2], args[3], *args[3:])
     on_device = {}
     staged = []
     for x in args:
