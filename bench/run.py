@@ -134,7 +134,7 @@ def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=
         # A memory-bound case whose data fit in the last-level cache is not limited by DRAM:
         # its % of DRAM bandwidth can exceed 100 %.
         row["cache_resident"] = bool(case.bound == "memory" and problem.bytes and LLC_BYTES
-                                     and problem.bytes < LLC_BYTES)
+                                     and problem.bytes < LLC_BYTES and device is None)  # the CPU's cache
         if device is not None:
             row["device"] = device.name
         rows.append(row)
