@@ -137,12 +137,12 @@ step build 240 env CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" "$VPY" -m pip install --no
 # The kernel grid once without a sanitizer: info(), a GPU is seen, every kernel gives the right result.
 step grid 60 "$VPY" tools/gpu_kernel_grid.py --device cuda
 
-# 2. The op tests, with the 'cuda' backend, the GPU-array tests and the torch backend on CUDA tensors
-# (about 70 s of CPU-side tests besides; the thread and emulator tests, which never touch the GPU,
+# 2. The op tests, with the 'cuda' backend, the GPU-array tests and the torch backend and switch on
+# CUDA tensors (about 85 s of CPU-side tests besides; the thread and emulator tests, which never touch the GPU,
 # are left to CI).
 step tests 200 "$VPY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/tests.xml" \
   tests/test_gemm.py tests/test_conv2d.py tests/test_pool2d.py tests/test_limits.py \
-  tests/test_cuda_arrays.py tests/test_torch_backend.py
+  tests/test_cuda_arrays.py tests/test_torch_backend.py tests/test_torch_switch.py
 
 # 3. compute-sanitizer over the kernel grid; convforge's kernels only (not torch's or CuPy's).
 for tool in memcheck racecheck synccheck; do
