@@ -138,8 +138,8 @@ step build 240 env CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" "$VPY" -m pip install --no
 step grid 60 "$VPY" tools/gpu_kernel_grid.py --device cuda
 
 # 2. The op tests, with the 'cuda' backend, the GPU-array tests and the torch backend and switch on
-# CUDA tensors (about 85 s of CPU-side tests besides; the thread and emulator tests, which never touch the GPU,
-# are left to CI).
+# CUDA tensors (about 85 s of tests on this CPU besides; the thread and emulator tests, which never
+# touch the GPU, are left to CI).
 step tests 200 "$VPY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/tests.xml" \
   tests/test_gemm.py tests/test_conv2d.py tests/test_pool2d.py tests/test_limits.py \
   tests/test_cuda_arrays.py tests/test_torch_backend.py tests/test_torch_switch.py
