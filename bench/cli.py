@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import machine, run, suites
 from .check import CheckError
+from .device import DEVICES
 from .ops import PEERS
 
 SCHEMA = "convforge-bench/1"
@@ -24,7 +25,11 @@ def parser():
     p.add_argument("--quick", action="store_true", help="a representative subset that runs in about a minute "
                    "(one thread unless --threads is given)")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1,2; with --quick: 1)")
-    p.add_argument("--against", default=",".join(PEERS), help="peers, comma-separated (default: numpy,torch)")
+    p.add_argument("--against", default=None, help="peers, comma-separated (default: numpy,torch; on a GPU device: torch)")
+    p.add_argument("--device", default="cpu", choices=DEVICES,
+                   help="cpu (default); cuda: convforge's CUDA kernels against torch's CUDA ops (cuBLAS, cuDNN), "
+                        "timed with CUDA events, suites gemm, conv2d and pool2d; cuda-emulated: the same on the "
+                        "emulator without a GPU (tests the mode; its timings mean nothing)")
     p.add_argument("--shapes", default=None, help="only these cases, by name, comma-separated")
     p.add_argument("--pass", dest="passes", default=None, help="fwd, bwd or fwd,bwd (default: every pass a case has)")
     p.add_argument("--samples", type=int, default=run.SAMPLES, help="timed samples per contestant (at least 7)")
@@ -34,18 +39,32 @@ def parser():
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot convforge's speed-up over each peer")
     p.add_argument("--record", action="store_true", help="write bench/results/<machine kind>/<suite>.json and "
                    "regenerate the plot and README table from them (python -m bench.report)")
+    p.add_argument("--results-dir", default=str(RESULTS_DIR), metavar="DIR",
+                   help="where --record writes (default: bench/results)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    names = suites.ALL if args.suite == "all" else (args.suite,)
+    on_device = args.device != "cpu"
+    if on_device:
+        from . import device as devices
+
+        table = devices.SUITES
+    else:
+        table = suites.SUITES
+    names = tuple(table) if args.suite == "all" else (args.suite,)
+    against = args.against if args.against is not None else ("torch" if on_device else ",".join(PEERS))
     try:
-        peers = () if args.against.strip() in ("", "none") else suites.parse_list(args.against, PEERS, "--against")
+        if args.suite not in (*table, "all"):
+            raise ValueError(f"--device {args.device}: expected a suite of {', '.join(table)}, got {args.suite!r}")
+        peers = () if against.strip() in ("", "none") else suites.parse_list(against, PEERS, "--against")
+        if on_device and peers != ("torch",):
+            raise ValueError(f"--against: on --device {args.device} the peer is torch (cuBLAS, cuDNN), got {against!r}")
         threads = suites.parse_threads(args.threads or ("1" if args.quick else "1,2"))
         passes = suites.parse_list(args.passes, suites.PASSES, "--pass") if args.passes else None
-        shapes = suites.parse_list(args.shapes, [c.name for s in names for c in suites.SUITES[s]], "--shapes") \
+        shapes = suites.parse_list(args.shapes, [c.name for s in names for c in table[s]], "--shapes") \
             if args.shapes else None
         if args.samples < 7:
             raise ValueError(f"--samples: expected at least 7 (a median and a spread need them), got {args.samples}")
@@ -54,7 +73,7 @@ def main(argv=None):
     except ValueError as e:
         print(f"python -m bench: error: {e}", file=sys.stderr)
         return 2
-    selected = suites.select(names, quick=args.quick, shapes=shapes, passes=passes)
+    selected = suites.select(names, quick=args.quick, shapes=shapes, passes=passes, table=table)
     if args.list:
         for case, pass_ in selected:
             print(f"{case.suite:7} {case.name:22} {pass_:5} {case.describe()}")
@@ -68,6 +87,8 @@ def main(argv=None):
     console = Console(stderr=False) if sys.stdout.isatty() else Console(width=160)
     err = Console(stderr=True)
     started = time.time()
+    if on_device:
+        return main_device(args, argv, names, selected, console, err, started)
     err.print(f"[dim]probing the machine (FMA peak, DRAM bandwidth) for threads {','.join(map(str, threads))}...[/]")
     load = machine.load_average()
     if load is not None and load > 0.5:
@@ -107,10 +128,64 @@ def main(argv=None):
     if args.record:
         from . import report
 
-        for written in record(doc, names):
+        for written in record(doc, names, args.results_dir):
             err.print(f"[dim]wrote {written}[/]")
-        for written in report.main([]):
+        for written in report.main(["--results", args.results_dir]):
             err.print(f"[dim]wrote {written}[/]")
+    err.print(f"[dim]done in {time.time() - started:.0f} s[/]")
+    return 0
+
+
+def main_device(args, argv, names, selected, console, err, started):
+    """--device cuda / cuda-emulated: convforge against torch on the device, timed by its events."""
+    from . import device as devices
+    from . import output
+
+    try:
+        device = devices.Device(args.device)
+    except devices.DeviceError as e:
+        err.print(f"[bold red]python -m bench: {e}[/]")
+        return 2
+    m, sw = device.describe()
+    err.print(f"[dim]{args.device}: {m['gpu']} ({m['kind']})[/]")
+    try:
+        rows = run.run_device(selected, device, samples=args.samples, min_sample_s=args.min_sample_ms / 1e3,
+                              log=lambda msg: err.print(f"[dim]{msg}[/]"))
+    except CheckError as e:
+        err.print(f"[bold red]CHECK FAILED, nothing was timed for this case:[/] {e}")
+        return 1
+    output.tables(rows, ["torch"], console)
+    import datetime
+
+    doc = {
+        "schema": SCHEMA,
+        "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "device": args.device,
+        "settings": {"suites": list(names), "quick": args.quick, "threads": [1], "peers": ["torch"],
+                     "samples": args.samples, "min_sample_s": args.min_sample_ms / 1e3,
+                     "noisy_spread": run.timing.NOISY_SPREAD, "timer": "cuda events" if device.gpu else "host clock"},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": m,
+        "software": sw,
+        "elapsed_s": round(time.time() - started, 1),
+        "results": rows,
+    }
+    title = f"{m['gpu']} ({args.device}), convforge {sw['convforge']}, torch {sw['torch']}, {doc['date'][:10]}"
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        err.print(f"[dim]wrote {args.json}[/]")
+    if args.plot:
+        output.plot(rows, ["torch"], args.plot, title=title)
+        err.print(f"[dim]wrote {args.plot}[/]")
+    if args.record:  # the JSON and the plot; the README's tables are of CPU machines (bench.report)
+        written = record(doc, names, args.results_dir)
+        try:
+            output.plot(rows, ["torch"], written[0].parent / "speedup.png", title=title)
+            written.append(written[0].parent / "speedup.png")
+        except ImportError:  # a GPU machine without matplotlib still records the numbers
+            err.print("[yellow]no matplotlib: the plot was not drawn[/]")
+        for path in written:
+            err.print(f"[dim]wrote {path}[/]")
     err.print(f"[dim]done in {time.time() - started:.0f} s[/]")
     return 0
 

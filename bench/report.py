@@ -24,6 +24,8 @@ def load(results_dir=RESULTS_DIR):
     kinds = {}
     for path in sorted(Path(results_dir).glob("*/*.json")):
         doc = json.loads(path.read_text())
+        if doc.get("device", "cpu") != "cpu":  # GPU runs (--device cuda) have no CPU ceilings to report
+            continue
         kinds.setdefault(doc["machine"]["kind"], []).append(doc)
     for docs in kinds.values():
         docs.sort(key=lambda d: SUITE_ORDER.index(d["settings"]["suites"][0])

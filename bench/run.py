@@ -84,11 +84,15 @@ def check_problem(case, pass_, problem):
     return first_call
 
 
-def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S, first_call=None):
-    """Times the checked problem; returns one result row per contestant (best variant)."""
+def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S, first_call=None,
+            device=None):
+    """Times the checked problem; returns one result row per contestant (best variant). With a
+    `device` (bench/device.py) the calls are timed by its events and the check's call, timed on
+    the host while the GPU ran on, does not calibrate."""
     stats = timing.interleaved({impl.label: impl.fn for impl in problem.impls}, samples=samples,
-                               min_sample_s=min_sample_s, first_call=first_call,
-                               settle_s=timing.SETTLE_S if threads > 1 else 0.0)
+                               min_sample_s=min_sample_s, first_call=None if device else first_call,
+                               settle_s=timing.SETTLE_S if threads > 1 else 0.0,
+                               timed=device.timed if device else None)
     by_who = {}
     for impl in problem.impls:
         by_who.setdefault(impl.who, []).append(impl)
@@ -130,13 +134,33 @@ def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=
         # A memory-bound case whose data fit in the last-level cache is not limited by DRAM:
         # its % of DRAM bandwidth can exceed 100 %.
         row["cache_resident"] = bool(case.bound == "memory" and problem.bytes and LLC_BYTES
-                                     and problem.bytes < LLC_BYTES)
+                                     and problem.bytes < LLC_BYTES and device is None)  # the CPU's cache
+        if device is not None:
+            row["device"] = device.name
         rows.append(row)
     base = next((r for r in rows if r["candidate"] == "convforge"), None)
     for r in rows:
         r["ratios"] = {}
     if base is not None:  # speed-up of convforge over each peer: > 1 means convforge is faster
         base["ratios"] = {r["candidate"]: r["median_s"] / base["median_s"] for r in rows if r is not base}
+    return rows
+
+
+def run_device(selected, device, samples=SAMPLES, min_sample_s=MIN_SAMPLE_S, log=None):
+    """Every (case, pass) of `selected` on a GPU device (bench/device.py): convforge against torch
+    on the device, checked, then timed by the device's events. Returns the result rows."""
+    from . import device as devices
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    rows = []
+    with device.context():
+        for case, pass_ in selected:
+            log(f"{case.suite} {case.name} {pass_} ({device.name}) ...")
+            problem = devices.build_problem(case, pass_, device)
+            check_problem(case, pass_, problem)
+            device.synchronize()
+            rows += measure(case, pass_, problem, 1, {}, samples, min_sample_s, device=device)
+            del problem
     return rows
 
 

@@ -130,10 +130,11 @@ def parse_threads(text):
     return threads
 
 
-def select(suites, quick=False, shapes=None, passes=None):
+def select(suites, quick=False, shapes=None, passes=None, table=None):
     """The cases to run, in table order: [(case, pass), ...]. `shapes` (names) overrides
-    `quick`; unknown shape names are an error listing the valid ones."""
-    chosen = [c for s in suites for c in SUITES[s]]
+    `quick`; unknown shape names are an error listing the valid ones. `table`: the suites to
+    choose from (default SUITES; bench/device.py has the GPU ones)."""
+    chosen = [c for s in suites for c in (table or SUITES)[s]]
     if shapes:
         known = {c.name for c in chosen}
         unknown = [s for s in shapes if s not in known]

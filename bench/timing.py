@@ -82,13 +82,17 @@ def _timed(fn, reps, clock):
 
 
 def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.perf_counter, first_call=None,
-                settle_s=0.0, sleep=time.sleep):
+                settle_s=0.0, sleep=time.sleep, timed=None):
     """Times every callable of `fns` (name -> zero-argument callable) interleaved; returns
     name -> Stats of seconds per call. At least `samples` samples each. `first_call` (name ->
     seconds) gives calls already made (the check): one that took >= warmup_s was the warm-up.
-    `settle_s`: a pause before each sample (and warm-up) that follows another contestant."""
+    `settle_s`: a pause before each sample (and warm-up) that follows another contestant.
+    `timed(fn, reps)`: seconds per call of `reps` calls (default: the host clock around them;
+    on a GPU, events on the stream, bench/device.py)."""
     if samples < 1:
         raise ValueError(f"samples: expected a positive integer, got {samples}")
+    if timed is None:
+        timed = lambda fn, reps: _timed(fn, reps, clock)  # noqa: E731
     reps = {}
 
     def settle():
@@ -103,7 +107,7 @@ def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.per
         last = (first_call or {}).get(name, 0.0)
         spent, calls, fastest = last, int(last > 0), last if last > 0 else math.inf
         while calls < 1 or (spent < warmup_s and calls < 1000):
-            last = _timed(fn, 1, clock)
+            last = timed(fn, 1)
             spent += last
             calls += 1
             fastest = min(fastest, last)
@@ -112,5 +116,5 @@ def interleaved(fns, samples=7, min_sample_s=0.02, warmup_s=0.05, clock=time.per
     for _ in range(samples):
         for name, fn in fns.items():
             settle()
-            times[name].append(_timed(fn, reps[name], clock))
+            times[name].append(timed(fn, reps[name]))
     return {name: summarize(times[name], reps[name]) for name in fns}

@@ -21,10 +21,16 @@ def threads():
     convforge.set_num_threads(previous)
 
 
-@pytest.fixture(params=convforge.info()["backends"])
+# 'cuda' (the real GPU; NumPy arrays copied there and back) joins where a GPU is present, so the
+# same op tests run on it (tools/gpu_check.sh).
+BACKENDS = convforge.info()["backends"] + (["cuda"] if convforge.info()["cuda_devices"] > 0 else [])
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Runs the test once per backend that executes ops on NumPy arrays: 'cpu' and, where built,
-    'cuda-emulated'. Keep shapes small in tests that use it: emulation is slow."""
+    """Runs the test once per backend that executes ops on NumPy arrays: 'cpu', where built
+    'cuda-emulated', and 'cuda' on a machine with a GPU. Keep shapes small in tests that use it:
+    emulation is slow."""
     with convforge.host_backend(request.param):
         yield request.param
 
@@ -49,3 +55,5 @@ settings.load_profile("ci")  # --hypothesis-profile overrides this after conftes
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "no_sanitize: cannot run under AddressSanitizer (tools/sanitize.sh skips it)")
+    config.addinivalue_line(
+        "markers", "packaging: builds the sdist and wheel (minutes; deselect with -m 'not packaging')")

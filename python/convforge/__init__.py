@@ -62,13 +62,26 @@ def set_num_threads(n):
 @contextlib.contextmanager
 def host_backend(name):
     """Within this block, ops on NumPy arrays in the current thread run on backend `name`:
-    ``'cpu'`` (the default) or ``'cuda-emulated'`` (the CUDA kernels executed on the host by
-    convforge's emulator, which checks barriers and bounds; slow, for testing)."""
+    ``'cpu'`` (the default), ``'cuda-emulated'`` (the CUDA kernels executed on the host by
+    convforge's emulator, which checks barriers and bounds; slow, for testing) or ``'cuda'`` (the
+    CUDA kernels on the GPU: the arrays are copied there and back through torch or CuPy; for
+    running NumPy-based tests on a GPU, not for speed)."""
+    from . import _arrays
+
+    if name == "cuda":
+        previous_staging = _arrays.set_staging(_arrays.staging_library())
+        try:
+            yield
+        finally:
+            _arrays.set_staging(previous_staging)
+        return
     previous = _C.get_host_device()
     _C.set_host_device(name)
+    previous_staging = _arrays.set_staging(None)
     try:
         yield
     finally:
+        _arrays.set_staging(previous_staging)
         _C.set_host_device(previous)
 
 

@@ -3,6 +3,7 @@ array library (NumPy in, NumPy out; CuPy in, CuPy out; torch CUDA in, torch CUDA
 on GPU arrays run on the caller's device and current stream (never synchronizing)."""
 
 import functools
+import threading
 
 import numpy as np
 
@@ -108,6 +109,9 @@ class _Kernels:
 
         @functools.wraps(fn)
         def call(*args):
+            staging = getattr(_thread, "staging", None)
+            if staging is not None:
+                return _staged_call(name, fn, args, staging)
             for x in args:  # the common case, host arrays and plain values, costs one set lookup each
                 if type(x) not in _HOST_TYPES:
                     _enter_cuda_context(args)
@@ -119,3 +123,81 @@ class _Kernels:
 
 
 kernels = _Kernels()
+
+
+# ----------------------------------------------------------------------------------------------
+# host_backend("cuda"): ops on NumPy arrays run on the GPU. Each distinct NumPy argument is copied
+# to the device once (so an argument passed twice, like gemm's c and out, stays one array and the
+# binding's aliasing checks see what they see on the host), the op runs on the caller's current
+# stream, and every writable NumPy argument is copied back (an input comes back unchanged). For
+# running the host test suite on a real GPU; the copies make it slow.
+
+_thread = threading.local()
+
+
+def _torch_staging():
+    import torch
+
+    return (lambda x: torch.from_numpy(np.array(x, order="C", copy=True)).cuda(),
+            lambda d: d.cpu().numpy())
+
+
+def _cupy_staging():
+    import cupy
+
+    return cupy.asarray, cupy.asnumpy
+
+
+STAGING = {"torch": _torch_staging, "cupy": _cupy_staging}  # library -> () -> (to_device, to_host)
+
+
+def staging_library():
+    """The array library host_backend('cuda') copies through: torch with CUDA, else CuPy."""
+    if _C.info()["cuda_devices"] == 0:
+        raise RuntimeError("host_backend('cuda'): no CUDA device is available (no GPU or driver, or a build "
+                           "without the CUDA kernels); use 'cpu' or 'cuda-emulated'")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch"
+    except ImportError:
+        pass
+    try:
+        import cupy  # noqa: F401
+
+        return "cupy"
+    except ImportError:
+        raise RuntimeError("host_backend('cuda') copies NumPy arrays to the GPU through torch or CuPy; "
+                           "install one with CUDA") from None
+
+
+def set_staging(library):
+    """Makes ops on NumPy arrays in this thread run on the GPU through `library` (None: not);
+    returns the previous setting."""
+    previous = getattr(_thread, "staging", None)
+    _thread.staging = library
+    return previous
+
+
+def _staged_call(name, fn, args, library):
+    to_device, to_host = STAGING[library]()
+    if name == "gemm" and args[2] is not None and args[5] != 0 and args[2] is not args[3]:
+        # On the GPU, gemm starts from c in out itself (as functional.gemm does for GPU arrays).
+        args[3][...] = args[2]
+        args = (*args[:2], args[3], *args[3:])
+    on_device = {}
+    staged = []
+    for x in args:
+        if type(x) is np.ndarray:
+            if id(x) not in on_device:
+                on_device[id(x)] = (x, to_device(x))
+            staged.append(on_device[id(x)][1])
+        else:
+            staged.append(x)
+    _enter_cuda_context(staged)
+    result = fn(*staged)
+    for x, d in on_device.values():
+        if x.flags.writeable and x.size:
+            x[...] = to_host(d)
+    return result
