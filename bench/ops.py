@@ -127,9 +127,12 @@ def conv2d(case, pass_, peers, rng):
     def tensors(*arrays, fmt):
         return [torch.from_numpy(a).contiguous(memory_format=fmt) if a.ndim == 4 else torch.from_numpy(a) for a in arrays]
 
+    def algorithm(pass_name):  # the CPU algorithm convforge's chooser runs, reported beside the time
+        return convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_name, **args)
+
     if pass_ == "fwd":
         oracle, oracle_name = _oracle("conv2d")
-        impls = [Impl("convforge", "", lambda: convforge.conv2d(x, w, bias, **args))]
+        impls = [Impl("convforge", algorithm("forward"), lambda: convforge.conv2d(x, w, bias, **args))]
         if "numpy" in peers:
             impls.append(Impl("numpy", "reference", lambda: oracle(x, w, bias, **args), is_reference=True))
         for name, fmt in layouts.items():
@@ -144,8 +147,8 @@ def conv2d(case, pass_, peers, rng):
         gy = uniform(rng, y_shape)
         mask = (True, True, False)
         oracle, oracle_name = _oracle("conv2d_backward")
-        impls = [Impl("convforge", "", lambda: convforge.conv2d_backward(gy, x, w, **args, output_mask=mask),
-                      lambda r: list(r[:2]))]
+        impls = [Impl("convforge", f"dx {algorithm('grad_input')}, dw {algorithm('grad_weight')}",
+                      lambda: convforge.conv2d_backward(gy, x, w, **args, output_mask=mask), lambda r: list(r[:2]))]
         if "numpy" in peers:
             impls.append(Impl("numpy", "reference", lambda: oracle(gy, x, w, **args, output_mask=mask), lambda r: list(r[:2]),
                               is_reference=True))

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 PEER_COLORS = {"numpy": "#4C72B0", "torch": "#DD8452"}
 
 
@@ -68,6 +70,10 @@ def tables(rows, peers, console=None):
         table.add_column("±", justify="right")
         table.add_column("rate", justify="right")
         table.add_column("% peak", justify="right")
+        # Which algorithm convforge ran (conv2d), when the suite names one.
+        algorithms = any(r["candidate"] == "convforge" and r.get("variant") for r in suite_rows)
+        if algorithms:
+            table.add_column("algorithm")
         for p in present:
             table.add_column(f"{p} ms", justify="right")
         for p in present:
@@ -78,11 +84,11 @@ def tables(rows, peers, console=None):
             mark = " !" if any(r["noisy"] for r in by.values()) else ""
             noisy |= bool(mark)
             if base is None:  # convforge could not run this case (e.g. a layer API not built yet)
-                cells = [shape, pass_, str(threads), "-", "-", "-", "-"]
+                cells = [shape, pass_, str(threads), "-", "-", "-", "-"] + ["-"] * algorithms
                 base = {"ratios": {}}
             else:
                 cells = [shape, pass_, str(threads), fmt_ms(base["median_s"]) + mark, f"{100 * base['spread']:.0f}%",
-                         rate(base), pct_peak(base)]
+                         rate(base), pct_peak(base)] + [base.get("variant") or "-"] * algorithms
             for p in present:
                 r = by.get(p)
                 v = f" ({r['variant']})" if r and r.get("variants") else ""
@@ -108,61 +114,58 @@ from .timing import NOISY_SPREAD as NOISY  # noqa: E402
 
 
 def plot(rows, peers, path, title=None):
-    """A horizontal bar chart per suite of convforge's speed-up over each peer (log scale)."""
+    """convforge's speed-up over each peer as one compact grid per suite: a row per shape, a column
+    per (peer, pass, threads), each cell coloured on a log scale around parity and labelled with
+    the ratio (peer time / convforge time; > 1: convforge faster; "?" marks a noisy row)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.colors
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     suites = [(s, groups(r)) for s, r in _rows_by_suite(rows).items()]
     suites = [(s, g) for s, g in suites if any("convforge" in by for by in g.values())]
     if not suites:
         raise ValueError("plot: no convforge results to plot")
-    heights = [max(2.0, 0.32 * len(g) * max(1, len(peers)) + 1.2) for _, g in suites]
-    fig, axes = plt.subplots(len(suites), 1, figsize=(10, sum(heights)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
-    for ax, (suite, g) in zip(axes[:, 0], suites):
-        labels, ratios, flags = [], {p: [] for p in peers}, []
+    panels = []
+    for suite, g in suites:
+        shapes = list(dict.fromkeys(shape for (_, shape, _, _), by in g.items() if "convforge" in by))
+        columns = list(dict.fromkeys(
+            (p, pass_, threads) for (_, _, pass_, threads), by in g.items() if "convforge" in by
+            for p in peers if by["convforge"]["ratios"].get(p) is not None))
+        cells = np.full((len(shapes), max(1, len(columns))), np.nan)
+        noisy = np.zeros(cells.shape, bool)
         for (_, shape, pass_, threads), by in g.items():
             base = by.get("convforge")
             if base is None:
                 continue
-            labels.append(f"{shape} {pass_} {threads}T" if pass_ != "epoch" else f"{shape} {threads}T")
             for p in peers:
-                ratios[p].append(base["ratios"].get(p))
-            flags.append(any(r["noisy"] for r in by.values()))
-        present = [p for p in peers if any(v is not None for v in ratios[p])]
-        bar_h = 0.8 / max(1, len(present))
-        all_values = [v for p in present for v in ratios[p] if v]
-        for j, p in enumerate(present):
-            ys = [i + (j - (len(present) - 1) / 2) * bar_h for i in range(len(labels))]
-            vals = [v if v else float("nan") for v in ratios[p]]
-            # Bars grow from 1 (parity): right = convforge faster, left = slower.
-            ax.barh(ys, [v - 1.0 for v in vals], left=1.0, height=bar_h, color=PEER_COLORS.get(p, None),
-                    label=f"vs {p}")
-            for y, v, noisy in zip(ys, vals, flags):
-                if not math.isnan(v):
-                    text = fmt_ratio(v) + (" (noisy)" if noisy else "")
-                    right = v >= 1.0  # label beyond the bar's end, on its own side of 1
-                    ax.text(v * 1.04 if right else v / 1.04, y, text, va="center", ha="left" if right else "right",
-                            fontsize=7)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        lo = min(all_values + [0.5]) / 2.5
-        hi = max(all_values + [2.0]) * 2.5
-        ax.set_xlim(lo, hi)
-        ax.axvline(1.0, color="black", linewidth=1)
-        ax.set_yticks(range(len(labels)))
-        ax.set_yticklabels(labels, fontsize=8)
-        ax.invert_yaxis()
-        ax.grid(axis="x", which="both", alpha=0.3)
-        ax.set_title(f"{suite}: convforge speed-up (peer time / convforge time; right of 1 = convforge faster)",
-                     fontsize=9)
-        ax.legend(loc="best", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.985) if title else None)
+                if (p, pass_, threads) in columns and base["ratios"].get(p) is not None:
+                    i, j = shapes.index(shape), columns.index((p, pass_, threads))
+                    cells[i, j] = base["ratios"][p]
+                    noisy[i, j] = any(r["noisy"] for r in by.values())
+        panels.append((suite, shapes, columns, cells, noisy))
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    row_heights = [max(1.6, 0.3 * max(len(p[1]) for p in panels[r * ncols:(r + 1) * ncols]) + 1.3)
+                   for r in range(nrows)]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, sum(row_heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": row_heights})
+    norm = matplotlib.colors.LogNorm(vmin=1 / 3, vmax=3)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (suite, shapes, columns, cells, noisy) in zip(axes.flat, panels):
+        ax.imshow(np.clip(np.nan_to_num(cells, nan=1.0), 1 / 3, 3), cmap="RdYlGn", norm=norm, aspect="auto")
+        for (i, j), v in np.ndenumerate(cells):
+            if not math.isnan(v):
+                ax.text(j, i, fmt_ratio(v) + ("?" if noisy[i, j] else ""), ha="center", va="center", fontsize=8)
+        ax.set_yticks(range(len(shapes)), shapes, fontsize=8)
+        ax.set_xticks(range(len(columns)), [f"vs {p}\n{pass_} {t}T" if pass_ != "epoch" else f"vs {p}\n{t}T"
+                                            for p, pass_, t in columns], fontsize=7)
+        ax.xaxis.tick_top()
+        ax.set_title(suite, fontsize=10, loc="left")
+    fig.suptitle((title + "\n" if title else "") + "convforge speed-up: peer time / convforge time "
+                 "(green: convforge faster)", fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

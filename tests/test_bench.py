@@ -247,7 +247,10 @@ def test_quick_run_writes_the_documented_json(quick_run):
 
 def test_quick_run_plot_is_a_png(quick_run):
     out, _ = quick_run
-    assert (out / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = (out / "out.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert height < 1200 and width < 2000  # one compact grid per suite, side by side
 
 
 def test_tables_render_every_suite(quick_run):
@@ -259,6 +262,9 @@ def test_tables_render_every_suite(quick_run):
     text = console.export_text()
     for needle in ("gemm: convforge vs numpy, torch", "square_128", "lenet_conv1", "GFLOP/s", "GB/s", "vs torch"):
         assert needle in text
+    # conv2d rows name the algorithm the chooser ran, for each pass.
+    fwd = convforge.conv2d_algorithm((64, 1, 28, 28), (6, 1, 5, 5))
+    assert "algorithm" in text and fwd in text and f"dx {fwd}" in text
 
 
 def test_report_rewrites_only_the_marked_readme_section(quick_run, tmp_path):
