@@ -265,6 +265,63 @@ def test_conv2d_backward(case):
         assert_close(g, e, m, d, what=name)
 
 
+ALGORITHMS = list(convforge.conv2d_algorithms())
+
+
+def winograd_shaped(case):
+    """The same case with a 3x3 kernel, stride 1 and no dilation (what Winograd takes)."""
+    pads = {"same": (1, 1), "valid": (0, 0)}.get(case["padding"], case["padding"])
+    pad_h, pad_w = (pads, pads) if isinstance(pads, int) else pads
+    return dict(case, kh=3, kw=3, stride=(1, 1), dilation=(1, 1),
+                h=max(case["h"], 3 - 2 * pad_h), w=max(case["w"], 3 - 2 * pad_w))
+
+
+@given(conv_cases().filter(lambda c: c["backend"] == "cpu").flatmap(
+    lambda c: st.sampled_from([c, winograd_shaped(c)])))
+@scaled(0.5)
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
+def test_conv2d_every_algorithm(case):
+    """Each CPU algorithm, forced, on each pass it applies to: the reference's tolerance, or for
+    Winograd its contract (at most 4x the error of direct summation, with a floor of a few ulps)."""
+    rng, x, weight, bias, kwargs = conv_arrays(case)
+    y_shape = reference.conv2d(x, weight, None, **kwargs).shape
+    dy = values(rng, y_shape, case["dtype"])
+    expected = {"forward": reference.conv2d(x, weight, bias, **kwargs)}
+    expected["grad_input"], expected["grad_weight"], _ = reference.conv2d_backward(dy, x, weight, **kwargs)
+    magnitude = {"forward": reference.conv2d(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias),
+                                             **kwargs)}
+    magnitude["grad_input"], magnitude["grad_weight"], _ = reference.conv2d_backward(
+        np.abs(dy), np.abs(x), np.abs(weight), **kwargs)
+    batched = dy.reshape((-1,) + dy.shape[-3:])
+    depth = {"forward": weight.shape[1] * weight.shape[2] * weight.shape[3] + 1,
+             "grad_input": weight.shape[0] // case["groups"] * weight.shape[2] * weight.shape[3],
+             "grad_weight": batched.shape[0] * batched.shape[2] * batched.shape[3]}
+
+    def run(pass_, algorithm):
+        if pass_ == "forward":
+            return convforge.conv2d(x, weight, bias, algorithm=algorithm, **kwargs)
+        mask = (pass_ == "grad_input", pass_ == "grad_weight", False)
+        return convforge.conv2d_backward(dy, x, weight, output_mask=mask, algorithm=algorithm,
+                                         **kwargs)[pass_ == "grad_weight"]
+
+    with running_on(case["isa"]):
+        for pass_ in ("forward", "grad_input", "grad_weight"):
+            for algorithm in ALGORITHMS:
+                try:
+                    convforge.conv2d_algorithm(x.shape, weight.shape, pass_=pass_, dtype=case["dtype"],
+                                               algorithm=algorithm, **kwargs)
+                except ValueError:
+                    continue  # does not apply
+                got = run(pass_, algorithm)
+                if algorithm != "winograd_f4x3":
+                    assert_close(got, expected[pass_], magnitude[pass_], depth[pass_], what=f"{algorithm} {pass_}")
+                    continue
+                direct = np.max(np.abs(run(pass_, "gemm_im2col") - expected[pass_]), initial=0.0)
+                floor = 4 * np.finfo(np.float32).eps * np.max(magnitude[pass_], initial=0.0)
+                error = np.max(np.abs(got - expected[pass_]), initial=0.0)
+                assert error <= 4 * max(direct, floor), (pass_, error, direct)
+
+
 # ----------------------------------------------------------------------------------------------
 # Invalid arguments: a valid call with one or two arguments replaced by something wrong must
 # raise ValueError or TypeError (never crash, never another exception, never return).
