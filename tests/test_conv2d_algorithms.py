@@ -59,11 +59,11 @@ GRID = [(a, c, p, d) for a in ALGORITHMS for c in ALL_CASES for p in PASSES for 
 
 
 def test_every_algorithm_has_cases():
-    # grad_weight has its own loops in two algorithms only; every forward also serves grad_input
+    # grad_weight has its own loops in three algorithms only; every forward also serves grad_input
     # (as the flipped-weight forward, stride 1).
     for name in ALGORITHMS:
         for pass_ in PASSES:
-            if pass_ == "grad_weight" and name not in ("direct", "gemm_im2col"):
+            if pass_ == "grad_weight" and name not in ("direct", "winograd_f4x3", "gemm_im2col"):
                 continue
             assert any(a == name and p == pass_ for a, _, p, _ in GRID), (name, pass_)
 
@@ -114,12 +114,13 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, isa):
     else:
         y = reference.conv2d(x, w, None, **kw)
         dy = random(y.shape, dtype, "dy", case)
-        mask = (True, False, False)
-        got = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm=algorithm, **kw)[0]
-        expected = reference.conv2d_backward(dy, x, w, output_mask=mask, **kw)[0]
-        magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=mask, **kw)[0]
-        direct = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm="gemm_im2col", **kw)[0]
-        assert_winograd_close(got, expected, np.max(np.abs(direct - expected)), magnitude, "grad_input")
+        i = 0 if pass_ == "grad_input" else 1
+        mask = (i == 0, i == 1, False)
+        got = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm=algorithm, **kw)[i]
+        expected = reference.conv2d_backward(dy, x, w, output_mask=mask, **kw)[i]
+        magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=mask, **kw)[i]
+        direct = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm="gemm_im2col", **kw)[i]
+        assert_winograd_close(got, expected, np.max(np.abs(direct - expected)), magnitude, pass_)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +130,10 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, isa):
 @pytest.mark.parametrize("shape,kw,pass_,name", [
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "winograd_f4x3"),
-    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "gemm_im2col"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
+    (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
+    (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "gemm_im2col"),
+    (((8, 64, 4, 4), (64, 64, 3, 3)), dict(padding=1), "forward", "gemm_padded_planes"),
     (((1, 3, 32, 32), (32, 3, 3, 3)), dict(padding=1), "forward", "gemm_padded_planes"),
     (((8, 32, 7, 7), (32, 1, 3, 3)), dict(padding=1, groups=32), "forward", "direct"),
     (((8, 32, 7, 7), (32, 1, 3, 3)), dict(padding=1, groups=32), "grad_input", "direct"),
@@ -192,7 +196,8 @@ W = np.zeros((6, 4, 3, 3), np.float32)
     (lambda: convforge.conv2d(X.astype(np.float64), W.astype(np.float64), algorithm="winograd_f4x3"),
      ValueError, "float32"),
     (lambda: convforge.conv2d(X, W, algorithm="gemm_pointwise"), ValueError, "1x1"),
-    (lambda: convforge.conv2d_backward(np.zeros((2, 6, 6, 6), np.float32), X, W, algorithm="winograd_f4x3"),
+    (lambda: convforge.conv2d_backward(np.zeros((2, 6, 3, 3), np.float32), X, W, stride=2,
+                                       output_mask=(False, True, False), algorithm="winograd_f4x3"),
      ValueError, "grad_weight"),
     (lambda: convforge.conv2d_backward(np.zeros((2, 6, 3, 3), np.float32), X, W, stride=2,
                                        output_mask=(True, False, False), algorithm="gemm_padded_planes"),
@@ -266,10 +271,12 @@ def test_winograd_nan_inf_as_torch(where):
     dy = specials((2, 16, 9, 10), 2) if where == "grad_output" else random((2, 16, 9, 10), np.float32, "dy")
     y = convforge.conv2d(x, w, padding=1)
     gx = convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(True, False, False))[0]
-    tx, tw = torch.tensor(x).double().requires_grad_(), torch.tensor(w).double()
+    gw = convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(False, True, False),
+                                   algorithm="winograd_f4x3")[1]
+    tx, tw = torch.tensor(x).double().requires_grad_(), torch.tensor(w).double().requires_grad_()
     ty = torch.nn.functional.conv2d(tx, tw, padding=1)
     ty.backward(torch.tensor(dy).double())
-    for got, want in ((y, ty.detach().numpy()), (gx, tx.grad.numpy())):
+    for got, want in ((y, ty.detach().numpy()), (gx, tx.grad.numpy()), (gw, tw.grad.numpy())):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.where(np.isinf(want), want, 0), np.where(np.isinf(got), got, 0))
 
@@ -282,8 +289,8 @@ def test_winograd_deterministic(threads):
     for n in (1, 2, 3, 2, 1):
         threads(n)
         results.append((convforge.conv2d(x, w, b, padding=1, algorithm="winograd_f4x3"),
-                        convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(True, False, False),
-                                                  algorithm="winograd_f4x3")[0]))
+                        *convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(True, True, False),
+                                                   algorithm="winograd_f4x3")[:2]))
     for other in results[1:]:
         for a, c in zip(results[0], other):
             assert np.array_equal(a, c)

@@ -48,10 +48,10 @@ class Arena {
 using ForwardFn = bool (*)(const Conv2dParams&, const Arena&, const void* x, const void* w,
                            const void* bias, void* y);
 using GradInputFn = void (*)(const Conv2dParams&, const Arena&, const void* dy, const void* w, void* dx);
-using GradWeightFn = void (*)(const Conv2dParams&, const Arena&, const void* dy, const void* x, void* dw);
+using GradWeightFn = bool (*)(const Conv2dParams&, const Arena&, const void* dy, const void* x, void* dw);
 
-// A forward may decline at run time by returning false (Winograd on NaN/Inf data, whose
-// transforms would spread them over a tile): the next applicable algorithm then runs.
+// A forward or grad_weight may decline at run time by returning false (Winograd on NaN/Inf data,
+// whose transforms would spread them over a tile): the chooser's pick without it then runs.
 struct Algorithm {
   const char* name;
   const char* requires;  // what `applies` checks, in words (error messages, docs)
@@ -60,7 +60,7 @@ struct Algorithm {
   ForwardFn forward;           // null: no forward
   GradInputFn grad_input;      // null: grad_input only as a flipped-weight forward
   GradWeightFn grad_weight;    // null: no grad_weight
-  bool may_decline = false;    // its forward may return false
+  bool may_decline = false;    // its forward and grad_weight may return false
 };
 
 // The list, in the chooser's order of preference.
@@ -76,8 +76,8 @@ struct Choice {
 // `forced`: null or "auto" lets the chooser decide (the CONVFORGE_CONV_ALGORITHM environment
 // variable, read once, forces a name too); a name that does not apply raises ValueError.
 Choice choose(const Conv2dParams& p, Pass pass, const char* forced);
-// What runs the forward when the chosen algorithm declines: the chooser's pick without Winograd.
-const Algorithm& fallback_forward(const Conv2dParams& p);
+// What runs a pass when the chosen algorithm declines: the chooser's pick without Winograd.
+const Algorithm& fallback(const Conv2dParams& p, Pass pass);
 
 // Whether the chooser's "auto" may pick Winograd (its numerics differ from direct summation).
 bool winograd_enabled();

@@ -35,20 +35,18 @@ char* arena_memory(size_t bytes) {
 
 size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-// Bytes of a forward run by `a`, and by its fallback when it may decline.
-size_t forward_bytes(const Algorithm& a, const Conv2dParams& p, int threads) {
-  size_t bytes = Arena::bytes(a.workspace(p, Pass::forward, threads), threads);
-  if (a.may_decline) {
-    const Algorithm& f = fallback_forward(p);
-    bytes = std::max(bytes, Arena::bytes(f.workspace(p, Pass::forward, threads), threads));
-  }
+// Bytes of a pass run by `a`, and by its fallback when it may decline.
+size_t pass_bytes(const Algorithm& a, const Conv2dParams& p, Pass pass, int threads) {
+  size_t bytes = Arena::bytes(a.workspace(p, pass, threads), threads);
+  if (a.may_decline)
+    bytes = std::max(bytes, Arena::bytes(fallback(p, pass).workspace(p, pass, threads), threads));
   return bytes;
 }
 
 void forward_with(const Algorithm& a, const Conv2dParams& p, char* memory, int threads, const void* x,
                   const void* w, const void* bias, void* y) {
   if (a.forward(p, Arena(memory, a.workspace(p, Pass::forward, threads), threads), x, w, bias, y)) return;
-  const Algorithm& f = fallback_forward(p);
+  const Algorithm& f = fallback(p, Pass::forward);
   f.forward(p, Arena(memory, f.workspace(p, Pass::forward, threads), threads), x, w, bias, y);
 }
 
@@ -92,7 +90,7 @@ void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight
   using namespace conv;
   const Algorithm& a = *choose(p, Pass::forward, p.algorithm).algorithm;
   const int threads = get_num_threads();
-  forward_with(a, p, arena_memory(forward_bytes(a, p, threads)), threads, input, weight, bias, output);
+  forward_with(a, p, arena_memory(pass_bytes(a, p, Pass::forward, threads)), threads, input, weight, bias, output);
 }
 
 void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void* input,
@@ -106,9 +104,13 @@ void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void*
     });
   if (grad_weight) {
     const Algorithm& a = *choose(p, Pass::grad_weight, p.algorithm).algorithm;
-    const Workspace ws = a.workspace(p, Pass::grad_weight, threads);
-    a.grad_weight(p, Arena(arena_memory(Arena::bytes(ws, threads)), ws, threads), grad_output, input,
-                  grad_weight);
+    char* memory = arena_memory(pass_bytes(a, p, Pass::grad_weight, threads));
+    if (!a.grad_weight(p, Arena(memory, a.workspace(p, Pass::grad_weight, threads), threads), grad_output,
+                       input, grad_weight)) {
+      const Algorithm& f = fallback(p, Pass::grad_weight);
+      f.grad_weight(p, Arena(memory, f.workspace(p, Pass::grad_weight, threads), threads), grad_output, input,
+                    grad_weight);
+    }
   }
   if (grad_input) {
     const Choice c = choose(p, Pass::grad_input, p.algorithm);
@@ -123,7 +125,7 @@ void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void*
     Conv2dParams q;
     flipped_problem(p, &q);
     const size_t head = aligned(size_t(dtype_size(p.dtype)) * p.c_out * (p.c_in / p.groups) * p.kh * p.kw);
-    char* memory = arena_memory(head + forward_bytes(a, q, threads));
+    char* memory = arena_memory(head + pass_bytes(a, q, Pass::forward, threads));
     with_dtype(p, [&](auto zero) {
       using T = decltype(zero);
       flip_weight(p, static_cast<const T*>(weight), reinterpret_cast<T*>(memory));

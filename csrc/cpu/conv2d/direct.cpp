@@ -67,11 +67,12 @@ void direct_grad_input(const Conv2dParams& p, const Arena&, const void* dy, cons
                [&](int64_t b0, int64_t b1) { grad_input(p, dy, w, dx, b0, b1); });
 }
 
-void direct_grad_weight(const Conv2dParams& p, const Arena&, const void* dy, const void* x, void* dw) {
+bool direct_grad_weight(const Conv2dParams& p, const Arena&, const void* dy, const void* x, void* dw) {
   const BackwardKernel grad_weight = kernels().grad_weight;
   const double work = double(p.out_h) * p.out_w * p.kh * p.kw * (p.c_out / p.groups);
   parallel_for(p.c_out, threads_for(work * p.n * p.groups, kMinWorkPerThread),
                [&](int64_t b0, int64_t b1) { grad_weight(p, dy, x, dw, b0, b1); });
+  return true;
 }
 
 }  // namespace convforge::cpu::conv

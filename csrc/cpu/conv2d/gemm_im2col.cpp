@@ -254,12 +254,13 @@ void gemm_im2col_grad_input(const Conv2dParams& p, const Arena& arena, const voi
   });
 }
 
-void gemm_im2col_grad_weight(const Conv2dParams& p, const Arena& arena, const void* dy, const void* x,
+bool gemm_im2col_grad_weight(const Conv2dParams& p, const Arena& arena, const void* dy, const void* x,
                              void* dw) {
   with_dtype(p, [&](auto zero) {
     using T = decltype(zero);
     grad_weight(p, arena, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
   });
+  return true;
 }
 
 }  // namespace convforge::cpu::conv

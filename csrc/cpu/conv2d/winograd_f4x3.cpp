@@ -26,18 +26,22 @@ namespace {
 
 using namespace winograd;
 
+#define CONVFORGE_WINOGRAD_TRANSFORMS(isa)                                                        \
+  Transforms {                                                                                    \
+    winograd_f4x3_input__##isa, winograd_f4x3_output__##isa, winograd_f4x3_weight__##isa,         \
+        winograd_f4x3_grad_output__##isa, winograd_f4x3_weight_grad__##isa                        \
+  }
 Transforms transforms() {
 #if defined(CONVFORGE_X86)
   switch (active_isa()) {
-    case Isa::avx512:
-      return {winograd_f4x3_input__avx512, winograd_f4x3_output__avx512, winograd_f4x3_weight__avx512};
-    case Isa::avx2:
-      return {winograd_f4x3_input__avx2, winograd_f4x3_output__avx2, winograd_f4x3_weight__avx2};
+    case Isa::avx512: return CONVFORGE_WINOGRAD_TRANSFORMS(avx512);
+    case Isa::avx2: return CONVFORGE_WINOGRAD_TRANSFORMS(avx2);
     default: break;
   }
 #endif
-  return {winograd_f4x3_input__scalar, winograd_f4x3_output__scalar, winograd_f4x3_weight__scalar};
+  return CONVFORGE_WINOGRAD_TRANSFORMS(scalar);
 }
+#undef CONVFORGE_WINOGRAD_TRANSFORMS
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
@@ -54,7 +58,7 @@ struct Plan {
   int64_t run_floats() const { return int64_t(sizeof(TileRun) / sizeof(float)) * (block + 1); }
   int64_t transform_floats() const {
     const Block b{nullptr, 0, block, block / nr, nr, tiles_w};
-    return std::max(input_scratch_floats(b), output_scratch_floats(b));
+    return std::max({input_scratch_floats(b), output_scratch_floats(b), grad_output_scratch_floats(b)});
   }
   int64_t item_floats() const { return v_floats() + m_floats() + run_floats() + transform_floats(); }
 };
@@ -151,16 +155,87 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
   return true;
 }
 
+// The weight gradient transforms the tiles of a chunk of whole blocks at a time, V and Z of the
+// chunk in about 32 MiB, and accumulates over the chunks in order.
+int64_t chunk_blocks(const Plan& s) {
+  constexpr int64_t kChunkBytes = int64_t{32} << 20;
+  const int64_t per_block = kTaps * (s.cig + s.cog) * s.block * int64_t(sizeof(float));
+  return std::clamp<int64_t>(kChunkBytes / per_block, 1, s.blocks);
+}
+
+// The grad_weight plan: one thread's blocks, so that the sums' order (the chunks) does not depend
+// on the thread count.
+Plan grad_weight_plan(const Conv2dParams& p) { return plan(p, 1); }
+
 }  // namespace
 
+// dW = G^T [ sum over tiles of (A dY A^T) . (B^T d B) ] G: the adjoint of the forward. Per chunk
+// of tiles, the transforms write V_e (cig x tiles) and Z_e (cog x tiles); then 36 products
+// dU_e (+)= Z_e V_e^T with the tiles as their depth, one per thread at a time.
+bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const void* dy_, const void* x_,
+                               void* dw_) {
+  const auto* dy = static_cast<const float*>(dy_);
+  const auto* x = static_cast<const float*>(x_);
+  auto* dw = static_cast<float*>(dw_);
+  const Plan s = grad_weight_plan(p);
+  const Transforms tf = transforms();
+  const GemmKernel<float> kern = gemm_kernel<float>();
+  const int64_t per_chunk = chunk_blocks(s), ld = per_chunk * s.block;
+  float* v = arena.shared<float>();
+  float* z = v + kTaps * s.cig * ld;
+  float* du = z + kTaps * s.cog * ld;
+  const Plane in{p.h, p.w, p.c_in * p.h * p.w}, out{p.out_h, p.out_w, p.c_out * p.out_h * p.out_w};
+  std::atomic<bool> finite{true};
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    for (int64_t b0 = 0; b0 < s.blocks; b0 += per_chunk) {
+      const int64_t b1 = std::min(s.blocks, b0 + per_chunk);
+      const int64_t tiles = std::min(s.tiles, b1 * s.block) - b0 * s.block;
+      parallel_for(b1 - b0, threads_for(double(tiles) * kTaps * (s.cig + s.cog) * 8, 1 << 18), [&](int64_t i0, int64_t i1) {
+        auto* runs = arena.item<TileRun>();
+        float* scratch = arena.item<float>() + s.run_floats();
+        float sum = 0.0f;
+        for (int64_t i = i0; i < i1; ++i) {
+          const Block b = block_runs(s, b0 + i, runs);
+          const int64_t t = i * s.block;
+          for (int64_t ci = 0; ci < s.cig; ++ci)
+            sum += tf.input(x + (grp * s.cig + ci) * p.h * p.w, in, p.pad_h, p.pad_w, b, v + ci * ld + t,
+                            s.cig * ld, s.nr, scratch);
+          for (int64_t co = 0; co < s.cog; ++co)
+            sum += tf.grad_output(dy + (grp * s.cog + co) * p.out_h * p.out_w, out, b, z + co * ld + t,
+                                  s.cog * ld, s.nr, scratch);
+        }
+        if (!(sum - sum == 0.0f)) finite.store(false, std::memory_order_relaxed);
+      });
+      if (!finite) return false;
+      parallel_for(kTaps, threads_for(double(tiles) * kTaps * s.cig * s.cog, 1 << 20), [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; ++e)
+          gemm_packed(kern, s.cog, s.cig, tiles, 1.0f, StridedPackA<float>{z + e * s.cog * ld, ld, 1},
+                      StridedPackB<float>{v + e * s.cig * ld, 1, ld}, b0 == 0 ? 0.0f : 1.0f,
+                      du + e * s.cog * s.cig, s.cig, 1);
+      });
+    }
+    parallel_for(s.cog, threads_for(double(s.cog) * s.cig * 300, 1 << 18), [&](int64_t c0, int64_t c1) {
+      for (int64_t co = c0; co < c1; ++co)
+        tf.weight_grad(du + co * s.cig, s.cog * s.cig, s.cig, dw + (grp * s.cog + co) * s.cig * 9);
+    });
+  }
+  return true;
+}
+
+
 bool winograd_f4x3_applies(const Conv2dParams& p, Pass pass) {
-  return pass == Pass::forward && p.dtype == DType::f32 && p.kh == 3 && p.kw == 3 && p.stride_h == 1 &&
+  return pass != Pass::grad_input && p.dtype == DType::f32 && p.kh == 3 && p.kw == 3 && p.stride_h == 1 &&
          p.stride_w == 1 && p.dilation_h == 1 && p.dilation_w == 1;
 }
 
-Workspace winograd_f4x3_workspace(const Conv2dParams& p, Pass, int threads) {
-  const Plan s = plan(p, threads);
+Workspace winograd_f4x3_workspace(const Conv2dParams& p, Pass pass, int threads) {
   const size_t f = sizeof(float);
+  if (pass == Pass::grad_weight) {
+    const Plan s = grad_weight_plan(p);
+    const int64_t ld = chunk_blocks(s) * s.block;
+    return {f * (kTaps * (s.cig + s.cog) * ld + kTaps * s.cog * s.cig), f * (s.run_floats() + s.transform_floats()), 0};
+  }
+  const Plan s = plan(p, threads);
   return {f * p.groups * s.u_floats(), f * s.item_floats(), 0};
 }
 

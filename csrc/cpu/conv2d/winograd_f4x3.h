@@ -115,12 +115,26 @@ using InputTransform = float (*)(const float* x, const Plane& in, int64_t pad_h,
 // Y = A^T M A + bias goes to the output plane y. scratch: output_scratch_floats(block).
 using OutputTransform = void (*)(const float* m, int64_t e_stride, const Block& block, float bias, float* y,
                                  const Plane& out, float* scratch);
+// Z = A dY A^T of one output channel's 4x4 tiles over a block (the adjoint of the output
+// transform), laid out as the input transform lays out V. Returns the sum of the values read.
+// scratch: grad_output_scratch_floats(block).
+using GradOutputTransform = float (*)(const float* dy, const Plane& out, const Block& block, float* z,
+                                      int64_t e_stride, int64_t panel_stride, float* scratch);
+// dW = G^T dU G (the adjoint of the weight transform) for `count` channel pairs: value e of pair
+// i at du[e * e_stride + i]; pair i's 3x3 gradient to dw[9 i ...].
+using WeightGradTransform = void (*)(const float* du, int64_t e_stride, int64_t count, float* dw);
 // U = G g G^T for the 3x3 kernels g of `count` channel pairs (9 floats each, consecutive), into
 // u[e * e_stride + i * stride] for pair i. Returns false if a weight is NaN or infinite.
 using WeightTransform = bool (*)(const float* g, int64_t count, float* u, int64_t e_stride, int64_t stride);
 
+inline int64_t gather_scratch_floats(const Block& b, int side) {
+  return max_runs(b) * side * (kOut * b.width + side - kOut) + b.panels * b.nr;
+}
 inline int64_t input_scratch_floats(const Block& b) {
-  return kTaps * (b.panels + 1) * b.nr + max_runs(b) * kIn * (kOut * b.width + 2) + b.panels * b.nr;
+  return kTaps * (b.panels + 1) * b.nr + gather_scratch_floats(b, kIn);
+}
+inline int64_t grad_output_scratch_floats(const Block& b) {
+  return kOut * kOut * b.panels * b.nr + kOut * kIn * b.nr + gather_scratch_floats(b, kOut);
 }
 inline int64_t output_scratch_floats(const Block& b) {
   return (kOut * kOut + kOut) * b.panels * b.nr + kOut * kIn * b.nr;
@@ -130,6 +144,8 @@ struct Transforms {
   InputTransform input;
   OutputTransform output;
   WeightTransform weight;
+  GradOutputTransform grad_output;
+  WeightGradTransform weight_grad;
 };
 
 #define CONVFORGE_DECLARE_WINOGRAD(isa)                                                           \
@@ -137,7 +153,10 @@ struct Transforms {
                                    float*, int64_t, int64_t, float*);                             \
   void winograd_f4x3_output__##isa(const float*, int64_t, const Block&, float, float*, const Plane&, \
                                    float*);                                                       \
-  bool winograd_f4x3_weight__##isa(const float*, int64_t, float*, int64_t, int64_t);
+  bool winograd_f4x3_weight__##isa(const float*, int64_t, float*, int64_t, int64_t);                \
+  float winograd_f4x3_grad_output__##isa(const float*, const Plane&, const Block&, float*, int64_t,  \
+                                         int64_t, float*);                                         \
+  void winograd_f4x3_weight_grad__##isa(const float*, int64_t, int64_t, float*);
 CONVFORGE_DECLARE_WINOGRAD(scalar)
 CONVFORGE_DECLARE_WINOGRAD(avx2)
 CONVFORGE_DECLARE_WINOGRAD(avx512)

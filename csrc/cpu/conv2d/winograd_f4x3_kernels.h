@@ -22,6 +22,14 @@ struct WeightMatrix {  // G
   static constexpr int rows = kIn, cols = 3;
   static constexpr float at(int r, int c) { return float(kMatrices.g[r][c]); }
 };
+struct GradOutputMatrix {  // A: the adjoint of the output transform
+  static constexpr int rows = kIn, cols = kOut;
+  static constexpr float at(int r, int c) { return float(kMatrices.at[c][r]); }
+};
+struct WeightGradMatrix {  // G^T: the adjoint of the weight transform
+  static constexpr int rows = 3, cols = kIn;
+  static constexpr float at(int r, int c) { return float(kMatrices.g[c][r]); }
+};
 struct OutputMatrix {  // A^T
   static constexpr int rows = kOut, cols = kIn;
   static constexpr float at(int r, int c) { return float(kMatrices.at[r][c]); }
@@ -61,26 +69,27 @@ inline void apply(const float* const* src, float* const* dst, int64_t n) {
   apply_rows<M>(src, dst, n, std::make_integer_sequence<int, M::rows>{});
 }
 
-// Scratch: d [36][lanes] (the 6x6 input patches, tile t's element (r, c) at d[r * 6 + c][t]),
-// rt [36][nr], strips (each run's 6 input rows, zero-padded, pitch 4 width + 2), and the lanes'
-// offsets into the strips. Gathering through the strips keeps every loop as long as the block,
-// however short the tile rows.
-inline float input_block(const float* x, const Plane& in, int64_t pad_h, int64_t pad_w, const Block& b,
-                         float* v, int64_t e_stride, int64_t panel_stride, float* scratch) {
-  const int64_t lanes = b.panels * b.nr, pitch = kOut * b.width + 2;
-  float* d = scratch;
-  float* rt = d + kTaps * lanes;
-  float* strips = rt + kTaps * b.nr;
-  auto* offset = reinterpret_cast<int32_t*>(strips + max_runs(b) * kIn * pitch);
+// The Side x Side patches of a block's tiles (tile tw of tile row th starts at row 4 th - pad_h,
+// column 4 tw - pad_w; zero outside the plane): tile t's element (r, c) to d[r * Side + c][t], for
+// every lane (zero past the tiles). Through strips (each run's Side rows, zero-padded, pitch
+// 4 width + Side - 4) and the lanes' offsets into them, so every loop is as long as the block
+// however short the tile rows. Returns the sum of the values (NaN or Inf when some are).
+// Scratch: gather_scratch_floats(b, Side).
+template <int Side>
+inline float gather_patches(const float* x, const Plane& in, int64_t pad_h, int64_t pad_w, const Block& b,
+                            float* d, float* scratch) {
+  const int64_t lanes = b.panels * b.nr, pitch = kOut * b.width + Side - kOut;
+  float* strips = scratch;
+  auto* offset = reinterpret_cast<int32_t*>(strips + max_runs(b) * Side * pitch);
   for (int64_t q = 0; q < b.count; ++q) {
     const TileRun& run = b.runs[q];
-    const int64_t len = run.tw1 - run.tw0, first = run.tw0 * kOut - pad_w, columns = kOut * len + 2;
-    // Columns [lo, hi) of the strip lie inside the input.
+    const int64_t len = run.tw1 - run.tw0, first = run.tw0 * kOut - pad_w, columns = kOut * len + Side - kOut;
+    // Columns [lo, hi) of the strip lie inside the plane.
     int64_t lo = -first > 0 ? -first : 0, hi = in.w - first;
     lo = lo < columns ? lo : columns;
     hi = hi < lo ? lo : (hi < columns ? hi : columns);
-    float* strip = strips + q * kIn * pitch;
-    for (int r = 0; r < kIn; ++r) {
+    float* strip = strips + q * Side * pitch;
+    for (int r = 0; r < Side; ++r) {
       const int64_t ih = run.th * kOut - pad_h + r;
       float* dst = strip + r * pitch;
       const bool inside = ih >= 0 && ih < in.h;
@@ -90,20 +99,30 @@ inline float input_block(const float* x, const Plane& in, int64_t pad_h, int64_t
       for (int64_t col = copy_lo; col < copy_hi; ++col) dst[col] = src[col];
       for (int64_t col = copy_hi; col < columns; ++col) dst[col] = 0.0f;
     }
-    for (int64_t j = 0; j < len; ++j) offset[run.t + j] = int32_t(q * kIn * pitch + kOut * j);
+    for (int64_t j = 0; j < len; ++j) offset[run.t + j] = int32_t(q * Side * pitch + kOut * j);
   }
   for (int64_t t = b.tiles; t < lanes; ++t) offset[t] = 0;  // lanes past the tiles: zeroed below
   float sum = 0.0f;
-  for (int r = 0; r < kIn; ++r)
-    for (int c = 0; c < kIn; ++c) {
+  for (int r = 0; r < Side; ++r)
+    for (int c = 0; c < Side; ++c) {
       const float* src = strips + r * pitch + c;
-      float* dst = d + (r * kIn + c) * lanes;
+      float* dst = d + (r * Side + c) * lanes;
 #pragma omp simd
       for (int64_t t = 0; t < lanes; ++t) dst[t] = src[offset[t]];
       for (int64_t t = b.tiles; t < lanes; ++t) dst[t] = 0.0f;
 #pragma omp simd reduction(+ : sum)
       for (int64_t t = 0; t < lanes; ++t) sum += dst[t];
     }
+  return sum;
+}
+
+// Scratch: d [36][lanes] (the 6x6 input patches), rt [36][nr], then gather_patches' scratch.
+inline float input_block(const float* x, const Plane& in, int64_t pad_h, int64_t pad_w, const Block& b,
+                         float* v, int64_t e_stride, int64_t panel_stride, float* scratch) {
+  const int64_t lanes = b.panels * b.nr;
+  float* d = scratch;
+  float* rt = d + kTaps * lanes;
+  const float sum = gather_patches<kIn>(x, in, pad_h, pad_w, b, d, rt + kTaps * b.nr);
   for (int64_t pj = 0; pj < b.panels; ++pj) {
     for (int r = 0; r < kIn; ++r) {  // along the columns: rt[r][j] = sum_c B^T[j][c] d[r][c]
       const float* src[kIn];
@@ -171,6 +190,60 @@ inline void output_block(const float* m, int64_t e_stride, const Block& b, float
   }
 }
 
+// Z = A dY A^T of one output channel's 4x4 tiles over a block, value e of tile t to
+// z[e * e_stride + (t / nr) * panel_stride + t % nr]. Returns the sum of the values read.
+// Scratch: d [16][lanes], rt [4][6][nr], then gather_patches' scratch.
+inline float grad_output_block(const float* dy, const Plane& out, const Block& b, float* z, int64_t e_stride,
+                               int64_t panel_stride, float* scratch) {
+  const int64_t lanes = b.panels * b.nr;
+  float* d = scratch;
+  float* rt = d + kOut * kOut * lanes;
+  const float sum = gather_patches<kOut>(dy, out, 0, 0, b, d, rt + kOut * kIn * b.nr);
+  for (int64_t pj = 0; pj < b.panels; ++pj) {
+    for (int r = 0; r < kOut; ++r) {  // along the columns: rt[r][j] = sum_c A[j][c] dy[r][c]
+      const float* src[kOut];
+      float* dst[kIn];
+      for (int c = 0; c < kOut; ++c) src[c] = d + (r * kOut + c) * lanes + pj * b.nr;
+      for (int j = 0; j < kIn; ++j) dst[j] = rt + (r * kIn + j) * b.nr;
+      apply<GradOutputMatrix>(src, dst, b.nr);
+    }
+    for (int j = 0; j < kIn; ++j) {  // along the rows: z[i][j] = sum_r A[i][r] rt[r][j]
+      const float* src[kOut];
+      float* dst[kIn];
+      for (int r = 0; r < kOut; ++r) src[r] = rt + (r * kIn + j) * b.nr;
+      for (int i = 0; i < kIn; ++i) dst[i] = z + (i * kIn + j) * e_stride + pj * panel_stride;
+      apply<GradOutputMatrix>(src, dst, b.nr);
+    }
+  }
+  return sum;
+}
+
+// dW = G^T dU G for `count` channel pairs: value e of pair i at du[e * e_stride + i], the pair's
+// 3x3 gradient to dw[i * 9 ...].
+inline void weight_grad(const float* du, int64_t e_stride, int64_t count, float* dw) {
+  constexpr int64_t kChunk = 64;
+  float t3[3 * kIn][kChunk], w9[9][kChunk];
+  for (int64_t i0 = 0; i0 < count; i0 += kChunk) {
+    const int64_t n = count - i0 < kChunk ? count - i0 : kChunk;
+    for (int j = 0; j < kIn; ++j) {  // t3[a][j] = sum_i G^T[a][i] dU[i][j]
+      const float* src[kIn];
+      float* dst[3];
+      for (int i = 0; i < kIn; ++i) src[i] = du + (i * kIn + j) * e_stride + i0;
+      for (int a = 0; a < 3; ++a) dst[a] = t3[a * kIn + j];
+      apply<WeightGradMatrix>(src, dst, n);
+    }
+    for (int a = 0; a < 3; ++a) {  // dw[a][b] = sum_j t3[a][j] G^T[b][j]
+      const float* src[kIn];
+      float* dst[3];
+      for (int j = 0; j < kIn; ++j) src[j] = t3[a * kIn + j];
+      for (int c = 0; c < 3; ++c) dst[c] = w9[a * 3 + c];
+      apply<WeightGradMatrix>(src, dst, n);
+    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int e = 0; e < 9; ++e) dw[(i0 + i) * 9 + e] = w9[e][i];
+  }
+}
+
 // U = G g G^T, a chunk of channel pairs at a time with the pairs as the vector lanes.
 inline bool weight(const float* g, int64_t count, float* u, int64_t e_stride, int64_t stride) {
   constexpr int64_t kChunk = 64;
@@ -218,5 +291,12 @@ inline bool weight(const float* g, int64_t count, float* u, int64_t e_stride, in
   }                                                                                               \
   bool winograd_f4x3_weight__##isa(const float* g, int64_t count, float* u, int64_t es, int64_t st) { \
     return weight(g, count, u, es, st);                                                           \
+  }                                                                                               \
+  float winograd_f4x3_grad_output__##isa(const float* dy, const Plane& out, const Block& b, float* z, \
+                                         int64_t es, int64_t ps, float* s) {                      \
+    return grad_output_block(dy, out, b, z, es, ps, s);                                           \
+  }                                                                                               \
+  void winograd_f4x3_weight_grad__##isa(const float* du, int64_t es, int64_t count, float* dw) {  \
+    weight_grad(du, es, count, dw);                                                               \
   }                                                                                               \
   }
