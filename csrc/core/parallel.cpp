@@ -27,6 +27,11 @@ void set_num_threads(int n) {
   thread_count().store(n, std::memory_order_relaxed);
 }
 
+int threads_for(double work, double min_work_per_thread) {
+  int by_work = static_cast<int>(work / std::max(min_work_per_thread, 1.0));
+  return std::max(1, std::min(get_num_threads(), by_work));
+}
+
 bool openmp_enabled() {
 #if defined(CONVFORGE_OPENMP)
   return true;

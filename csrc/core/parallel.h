@@ -16,10 +16,9 @@ void set_num_threads(int n);  // n >= 1
 bool openmp_enabled();
 
 // How many threads to use for `work` units when each thread should get >= min_work_per_thread.
-inline int threads_for(double work, double min_work_per_thread) {
-  int by_work = static_cast<int>(work / std::max(min_work_per_thread, 1.0));
-  return std::max(1, std::min(get_num_threads(), by_work));
-}
+// Defined out of line: per-ISA files call it, and an inline function would be a shared symbol
+// compiled with their flags (see core/scratch.h).
+int threads_for(double work, double min_work_per_thread);
 
 // Calls fn(begin, end) on contiguous chunks of [0, count), one chunk per thread.
 template <typename Fn>

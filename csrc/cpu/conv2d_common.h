@@ -3,8 +3,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
+#include "core/scratch.h"
 #include "ops.h"
 
 namespace convforge::cpu {
@@ -27,9 +27,12 @@ inline TapRange tap_range(int64_t tap, int64_t in, int64_t out, int64_t stride, 
 
 // The output-column range [lo, hi) and the input column src of output column lo, for every
 // kernel column j: computed once per call, so the divisions stay out of the row loops.
+// Storage from Scratch, not std::vector: per-ISA files use this table (see core/scratch.h).
 struct TapTable {
-  std::vector<int64_t> lo, hi, src;
-  explicit TapTable(const Conv2dParams& p) : lo(p.kw), hi(p.kw), src(p.kw) {
+  Scratch storage;
+  int64_t *lo, *hi, *src;
+  explicit TapTable(const Conv2dParams& p)
+      : lo(scratch_array<int64_t>(storage, 3 * p.kw)), hi(lo + p.kw), src(hi + p.kw) {
     for (int64_t j = 0; j < p.kw; ++j) {
       const TapRange r = tap_range(j, p.w, p.out_w, p.stride_w, p.pad_w, p.dilation_w);
       lo[j] = r.lo, hi[j] = r.hi, src[j] = r.lo * p.stride_w - p.pad_w + j * p.dilation_w;

@@ -4,12 +4,13 @@
 //
 // The loops are written once here and compiled per ISA: conv2d_depthwise__<isa>.cpp includes this
 // header with only its own ISA's flags and instantiates the entry points declared at the bottom.
+// No std containers here (scratch comes from core/scratch.h): see the ISA isolation note there.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
+#include "core/scratch.h"
 #include "cpu/conv2d_common.h"
 #include "ops.h"
 
@@ -212,8 +213,8 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, in
       if (p.kh == 3 && p.kw == 3) tiled = forward_rows_tiled<T, 3, 3>;
       if (p.kh == 5 && p.kw == 5) tiled = forward_rows_tiled<T, 5, 5>;
     }
-    thread_local std::vector<T> padded;
-    if (padded.size() < size_t(cig * plane_in)) padded.resize(cig * plane_in);
+    thread_local Scratch padded_buf;
+    T* const padded = scratch_array<T>(padded_buf, cig * plane_in);
     int64_t cached = -1;  // (image, group) whose planes are in `padded`
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.c_out, co = plane % p.c_out, grp = co / cog;
@@ -221,15 +222,15 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, in
         cached = n * p.groups + grp;
         for (int64_t c = 0; c < cig; ++c)
           pad_plane(x + (n * p.c_in + grp * cig + c) * p.h * p.w, p.h, p.w, p.pad_h, p.pad_w, q.h, q.w,
-                    padded.data() + c * plane_in);
+                    padded + c * plane_in);
       }
       const T* wc = w + co * cig * p.kh * p.kw;
       const T bias = b ? b[co] : T(0);
       T* yp = y + plane * ohw;
       if (tiled)
-        tiled(q, padded.data(), wc, bias, yp);
+        tiled(q, padded, wc, bias, yp);
       else
-        forward_rows_blocked(q, padded.data(), wc, bias, 0, p.out_w, padded.data(), yp);
+        forward_rows_blocked(q, padded, wc, bias, 0, p.out_w, padded, yp);
     }
     return;
   }
@@ -315,18 +316,18 @@ void backward_weight_tiled(const Conv2dParams& p, const T* dy, const T* x, T* dw
   constexpr int kTaps = KH * KW;
   const int64_t cog = p.c_out / p.groups, ohw = p.out_h * p.out_w;
   const int64_t owr = (p.out_w + L - 1) / L * L, hp = p.out_h + KH - 1, wp = owr + KW - 1;
-  thread_local std::vector<T> dyp, xp, sums;
-  dyp.assign(p.out_h * owr, T(0));  // the columns past out_w stay zero
-  xp.resize(hp * wp);
-  sums.resize(kTaps * L);
+  thread_local Scratch dyp_buf, xp_buf, sums_buf;
+  T* const dyp = scratch_zeros<T>(dyp_buf, p.out_h * owr);  // the columns past out_w stay zero
+  T* const xp = scratch_array<T>(xp_buf, hp * wp);
+  T* const sums = scratch_array<T>(sums_buf, kTaps * L);
   for (int64_t co = begin; co < end; ++co) {
     const int64_t ci = co / cog;
-    std::fill(sums.begin(), sums.end(), T(0));
+    std::fill(sums, sums + kTaps * L, T(0));
     for (int64_t n = 0; n < p.n; ++n) {
       const T* yp = dy + (n * p.c_out + co) * ohw;
       for (int64_t oh = 0; oh < p.out_h; ++oh)
         std::memcpy(&dyp[oh * owr], yp + oh * p.out_w, sizeof(T) * p.out_w);
-      pad_plane(x + (n * p.c_in + ci) * p.h * p.w, p.h, p.w, p.pad_h, p.pad_w, hp, wp, xp.data());
+      pad_plane(x + (n * p.c_in + ci) * p.h * p.w, p.h, p.w, p.pad_h, p.pad_w, hp, wp, xp);
       for (int i0 = 0; i0 < KH; i0 += KI) {
         const int rows = std::min(KI, KH - i0);
         V acc[KI][KW];
@@ -367,15 +368,18 @@ void backward_weight_unit_stride(const Conv2dParams& p, const T* dy, const T* x,
   int64_t lo = 0, hi = p.out_w;
   for (int64_t j = 0; j < p.kw; ++j) lo = std::max(lo, t.lo[j]), hi = std::min(hi, t.hi[j]);
   hi = std::max(hi, lo);
-  // Plain T storage: standard templates instantiated on vector types would be shared between the
-  // per-ISA translation units (with different calling conventions for those types).
-  std::vector<T> acc_full(taps * Full::size), acc_half(taps * Half::size), acc(taps);
-  std::vector<int64_t> row(p.kh);  // offset of input column 0 (unpadded) per tap row, or -1
+  // Plain T storage (sums kept per lane, loaded and stored as vectors).
+  Scratch acc_full_buf, acc_half_buf, acc_buf, row_buf;
+  T* const acc_full = scratch_array<T>(acc_full_buf, taps * Full::size);
+  T* const acc_half = scratch_array<T>(acc_half_buf, taps * Half::size);
+  T* const acc = scratch_array<T>(acc_buf, taps);
+  // Offset of input column 0 (unpadded) per tap row, or -1.
+  int64_t* const row = scratch_array<int64_t>(row_buf, p.kh);
   for (int64_t co = begin; co < end; ++co) {
     const int64_t ci = co / cog;
-    std::fill(acc_full.begin(), acc_full.end(), T(0));
-    std::fill(acc_half.begin(), acc_half.end(), T(0));
-    std::fill(acc.begin(), acc.end(), T(0));
+    std::fill(acc_full, acc_full + taps * Full::size, T(0));
+    std::fill(acc_half, acc_half + taps * Half::size, T(0));
+    std::fill(acc, acc + taps, T(0));
     for (int64_t n = 0; n < p.n; ++n) {
       const T* yp = dy + (n * p.c_out + co) * ohw;
       const T* xp = x + (n * p.c_in + ci) * p.h * p.w;

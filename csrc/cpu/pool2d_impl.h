@@ -31,13 +31,14 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "ops.h"
 
 // Internal linkage: every ISA's translation unit gets its own copy, compiled with its own flags
-// (an inline function shared across them could be linked in from the wrong one).
+// (an inline function shared across them could be linked in from the wrong one). For the same
+// reason no std containers: memory comes from Scratch (see core/scratch.h).
 namespace convforge::cpu {
 namespace {
 namespace pool {
@@ -134,10 +135,10 @@ inline void avg_one(const Geom& g, const T* x, int64_t oh, int64_t ow, T divisor
   y[oh * g.ow + ow] = sum / divisor;
 }
 
-// The divisor of every output of a plane (the same for all planes).
+// The divisor of every output of a plane (the same for all planes), in `storage`.
 template <typename T>
-std::vector<T> avg_divisors(const Pool2dParams& p) {
-  std::vector<T> d(p.out_h * p.out_w);
+const T* avg_divisors(const Pool2dParams& p, Scratch& storage) {
+  T* const d = scratch_array<T>(storage, p.out_h * p.out_w);
   for (int64_t oh = 0; oh < p.out_h; ++oh)
     for (int64_t ow = 0; ow < p.out_w; ++ow)
       d[oh * p.out_w + ow] =
@@ -209,20 +210,30 @@ inline void avg_block(const Geom& g, const typename S::T* x, typename S::T* y, t
 // For every input coordinate along one axis, the output coordinates whose windows cover it, in
 // increasing order (computed once per call: no divisions in the loops).
 struct Cover {
-  std::vector<int64_t> start, list;  // coordinate i: list[start[i] .. start[i + 1])
+  Scratch start_storage, list_storage;
+  int64_t *start, *list;  // coordinate i: list[start[i] .. start[i + 1])
 
-  Cover(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d) : start(in + 1) {
-    for (int64_t i = 0; i < in; ++i) {
-      start[i] = static_cast<int64_t>(list.size());
-      for (int64_t j = k - 1; j >= 0; --j) {
-        const int64_t t = i + pad - j * d;
-        if (t >= 0 && t % s == 0 && t / s < out) list.push_back(t / s);
+  Cover(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d)
+      : start(scratch_array<int64_t>(start_storage, in + 1)), list(nullptr) {
+    // Two passes, counting then filling (the list's length is not known up front).
+    for (int pass = 0; pass < 2; ++pass) {
+      int64_t size = 0;
+      for (int64_t i = 0; i < in; ++i) {
+        start[i] = size;
+        for (int64_t j = k - 1; j >= 0; --j) {
+          const int64_t t = i + pad - j * d;
+          if (t >= 0 && t % s == 0 && t / s < out) {
+            if (pass == 1) list[size] = t / s;
+            ++size;
+          }
+        }
       }
+      start[in] = size;
+      if (pass == 0) list = scratch_array<int64_t>(list_storage, size);
     }
-    start[in] = static_cast<int64_t>(list.size());
   }
-  const int64_t* begin(int64_t i) const { return list.data() + start[i]; }
-  const int64_t* end(int64_t i) const { return list.data() + start[i + 1]; }
+  const int64_t* begin(int64_t i) const { return list + start[i]; }
+  const int64_t* end(int64_t i) const { return list + start[i + 1]; }
 };
 
 // One input pixel, per element. contrib(acc, o) adds the contribution of output o, if any.
@@ -390,7 +401,8 @@ void avg_forward(const Pool2dParams& p, const typename S::T* x, typename S::T* y
   using T = typename S::T;
   const Geom g = make_geom(p);
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  const std::vector<T> divisors = avg_divisors<T>(p);
+  Scratch divisors_storage;
+  const T* const divisors = avg_divisors<T>(p, divisors_storage);
   const T inner = p.divisor_override ? T(p.divisor_override) : T(p.kh * p.kw);
   const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane));
   with_shape(p, [&](auto sh) {
@@ -422,18 +434,18 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
     const Phases<Sh> phases(g, S::N);
     const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, g.dh), cols(g.w, g.ow, g.kw, g.sw, g.pw, g.dw);
     parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
-      static thread_local std::vector<int32_t> narrow;  // per-thread workspace, reused across calls
+      static thread_local Scratch narrow_storage;  // per-thread workspace, reused across calls
       // Overlapping windows compare every index several times: narrowing them first pays.
       const bool narrowed = S::narrow_indices && Sh::vector && (g.kh > g.sh || g.kw > g.sw);
-      if (narrowed) narrow.resize(out_plane);
+      int32_t* const narrow = narrowed ? scratch_array<int32_t>(narrow_storage, out_plane) : nullptr;
       for (int64_t pl = p0; pl < p1; ++pl) {
         const T* dyp = dy + pl * out_plane;
         const int64_t* ip = idx + pl * out_plane;
         T* dxp = dx + pl * in_plane;
         int64_t matched;
         if (narrowed) {
-          S::narrow(ip, narrow.data(), out_plane);
-          matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, narrow.data(), dxp);
+          S::narrow(ip, narrow, out_plane);
+          matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, narrow, dxp);
         } else {
           matched = max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, ip, dxp);
         }
@@ -456,22 +468,23 @@ void avg_backward(const Pool2dParams& p, const typename S::T* dy, typename S::T*
   using T = typename S::T;
   const Geom g = make_geom(p);
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  const std::vector<T> divisors = avg_divisors<T>(p);
+  Scratch divisors_storage;
+  const T* const divisors = avg_divisors<T>(p, divisors_storage);
   const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane));
   with_shape(p, [&](auto sh) {
     using Sh = decltype(sh);
     const Phases<Sh> phases(g, S::N);
     const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, 1), cols(g.w, g.ow, g.kw, g.sw, g.pw, 1);
     parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
-      static thread_local std::vector<T> share;  // per-thread workspace, reused across calls
-      share.resize(out_plane);
+      static thread_local Scratch share_storage;  // per-thread workspace, reused across calls
+      T* const share = scratch_array<T>(share_storage, out_plane);
       for (int64_t pl = p0; pl < p1; ++pl) {
         const T* dyp = dy + pl * out_plane;
         int64_t o = 0;
         for (; o + S::N <= out_plane; o += S::N)
-          S::storeu(share.data() + o, S::div(S::loadu(dyp + o), S::loadu(divisors.data() + o)));
+          S::storeu(share + o, S::div(S::loadu(dyp + o), S::loadu(divisors + o)));
         for (; o < out_plane; ++o) share[o] = dyp[o] / divisors[o];
-        avg_backward_plane<S, Sh>(g, phases, rows, cols, share.data(), dx + pl * in_plane);
+        avg_backward_plane<S, Sh>(g, phases, rows, cols, share, dx + pl * in_plane);
       }
     });
   });
