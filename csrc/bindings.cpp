@@ -1,5 +1,6 @@
 // The pybind11 module: turn arguments into checked views, build the params struct, release the
-// GIL, call the op. Nothing else lives here.
+// GIL, call the op. Nothing else lives here: the per-thread device and stream state is in
+// core/context, the machine probes in core/probe, the CUDA emulator's hooks in cuda/.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,6 +9,7 @@
 #include <optional>
 
 #include "core/check.h"
+#include "core/context.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/probe.h"
@@ -24,23 +26,6 @@ using namespace convforge;
 
 using Pair = std::array<int64_t, 2>;
 using Quad = std::array<int64_t, 4>;  // top, bottom, left, right
-
-// Which backend runs ops on host (NumPy) arrays, per Python thread: the CPU kernels, or the CUDA
-// kernels executed by the emulator (for testing them without a GPU).
-static thread_local Device host_array_device = Device::cpu;
-
-static Device device_from_name(const std::string& name) {
-  for (Device d : {Device::cpu, Device::cuda_emulated})
-    if (name == device_name(d)) return d;
-  CHECK(false, "device: expected 'cpu' or 'cuda-emulated', got '", name, "'");
-  return Device::cpu;
-}
-
-// The caller's CUDA stream for ops on GPU arrays, per Python thread (set by the Python layer from
-// CuPy's or torch's current stream just before each call).
-static thread_local void* cuda_stream = nullptr;
-
-static void* launch_stream(Device d) { return d == Device::cuda ? cuda_stream : nullptr; }
 
 // A device array described by __cuda_array_interface__ (CuPy arrays, torch CUDA tensors).
 static View cuda_view(const py::handle& obj, const char* name) {
@@ -81,7 +66,7 @@ static View to_view(const py::handle& obj, const char* name) {
     return cuda_view(obj, name);
   View v;
   v.name = name;
-  v.device = host_array_device;
+  v.device = host_array_device();
   CHECK_TYPE(py::isinstance<py::array>(obj), name, ": expected a NumPy array, got ",
              std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   auto arr = py::reinterpret_borrow<py::array>(obj);
@@ -148,15 +133,6 @@ static std::pair<int64_t, bool> gemm_layout(const View& v) {
   return {0, false};
 }
 
-// Copies c into out (any strides), the BLAS way of starting from C when beta != 0.
-template <typename T>
-static void copy_2d(const View& c, const View& out) {
-  for (int64_t i = 0; i < c.shape[0]; ++i)
-    for (int64_t j = 0; j < c.shape[1]; ++j)
-      static_cast<T*>(out.data)[i * out.strides[0] + j * out.strides[1]] =
-          static_cast<const T*>(c.data)[i * c.strides[0] + j * c.strides[1]];
-}
-
 static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::handle& c_obj,
                     const py::handle& out_obj, double alpha, double beta, bool trans_a, bool trans_b) {
   View a = to_view(a_obj, "a"), b = to_view(b_obj, "b"), out = to_view(out_obj, "out");
@@ -188,8 +164,6 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   }
   const bool copy_c = c && beta != 0.0 && c->data != out.data;
   if (copy_c) out.require_disjoint(*c);
-  CHECK(!copy_c || a.device != Device::cuda, "c: expected c to be out itself for CUDA arrays (the "
-        "Python layer copies it)");
   if (!c) beta = 0.0;
   GemmParams p;
   p.dtype = a.dtype;
@@ -202,8 +176,8 @@ static void py_gemm(const py::handle& a_obj, const py::handle& b_obj, const py::
   p.b = b.data, p.ldb = ldb, p.trans_b = trans_b != b_col_major;
   p.c = out.data, p.ldc = std::max<int64_t>({out.strides[0], n, 1});
   p.alpha = alpha, p.beta = beta;
+  if (copy_c) p.c_init = c->data, p.c_init_rs = c->strides[0], p.c_init_cs = c->strides[1];
   py::gil_scoped_release release;
-  if (copy_c) a.dtype == DType::f32 ? copy_2d<float>(*c, out) : copy_2d<double>(*c, out);
   gemm(p);
 }
 
@@ -368,6 +342,7 @@ static void py_max_pool2d_forward(const py::handle& input_obj, const py::handle&
   Pool2dParams p = pool_params(input, kernel, stride, padding, dilation, ceil_mode);
   require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input});
   if (indices) {
+    indices->require_same_device(input);
     require_indices(*indices, p);
     indices->require_writable();
     indices->require_disjoint(input);
@@ -387,8 +362,10 @@ static void py_max_pool2d_backward(const py::handle& grad_output_obj, const py::
   grad_input.require_ndim(4);
   Pool2dParams p = pool_params(grad_input, kernel, stride, padding, dilation, ceil_mode);
   grad_output.require_dtype(p.dtype);
+  grad_output.require_same_device(grad_input);
   grad_output.require_shape({p.n, p.c, p.out_h, p.out_w});
   grad_output.require_contiguous();
+  indices.require_same_device(grad_input);
   require_indices(indices, p);
   require_output(grad_input, grad_input, grad_input.shape, {&grad_output, &indices});
   py::gil_scoped_release release;
@@ -427,6 +404,7 @@ static void py_avg_pool2d_backward(const py::handle& grad_output_obj, const py::
   Pool2dParams p = avg_params(grad_input, kernel, stride, padding, ceil_mode, count_include_pad,
                               divisor_override);
   grad_output.require_dtype(p.dtype);
+  grad_output.require_same_device(grad_input);
   grad_output.require_shape({p.n, p.c, p.out_h, p.out_w});
   grad_output.require_contiguous();
   require_output(grad_input, grad_input, grad_input.shape, {&grad_output});
@@ -494,15 +472,13 @@ PYBIND11_MODULE(_C, m) {
 
   // Private: the Python layer sets the caller's device and stream before an op on GPU arrays.
   m.def("_set_cuda_context", [](int device, uintptr_t stream) {
-#if CONVFORGE_WITH_CUDA
-    cuda::set_device(device);
-#endif
-    cuda_stream = reinterpret_cast<void*>(stream);
+    set_cuda_context(device, reinterpret_cast<void*>(stream));
   }, py::arg("device"), py::arg("stream"));
 
-  m.def("get_host_device", [] { return std::string(device_name(host_array_device)); });
-  m.def("set_host_device", [](const std::string& name) { host_array_device = device_from_name(name); },
-        py::arg("name"));
+  m.def("get_host_device", [] { return std::string(device_name(host_array_device())); });
+  m.def("set_host_device", [](const std::string& name) {
+    set_host_array_device(host_device_from_name(name));
+  }, py::arg("name"));
 
   m.def("conv2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Quad padding, Pair dilation) {

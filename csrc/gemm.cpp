@@ -10,6 +10,15 @@
 
 namespace convforge {
 
+// Copies the m x n matrix p.c_init (any strides) into C, the BLAS way of starting from C.
+template <typename T>
+static void copy_c_init(const GemmParams& p) {
+  const T* src = static_cast<const T*>(p.c_init);
+  T* dst = static_cast<T*>(p.c);
+  for (int64_t i = 0; i < p.m; ++i)
+    for (int64_t j = 0; j < p.n; ++j) dst[i * p.ldc + j] = src[i * p.c_init_rs + j * p.c_init_cs];
+}
+
 void gemm(const GemmParams& p) {
   CHECK(p.m >= 0 && p.n >= 0 && p.k >= 0, "gemm: expected non-negative sizes, got m=", p.m,
         " n=", p.n, " k=", p.k);
@@ -20,6 +29,11 @@ void gemm(const GemmParams& p) {
   CHECK(p.ldb >= std::max<int64_t>(b_cols, 1), "b: expected a row stride >= ", b_cols, ", got ", p.ldb);
   CHECK(p.ldc >= std::max<int64_t>(p.n, 1), "out: expected a row stride >= ", p.n, ", got ", p.ldc);
   if (p.m == 0 || p.n == 0) return;
+  if (p.c_init) {
+    CHECK(p.device != Device::cuda, "c: expected c to be out itself for CUDA arrays (the Python "
+          "layer copies it)");
+    p.dtype == DType::f32 ? copy_c_init<float>(p) : copy_c_init<double>(p);
+  }
   switch (p.device) {
     case Device::cpu: return cpu::gemm(p);
 #if CONVFORGE_WITH_CUDA

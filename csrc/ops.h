@@ -27,6 +27,10 @@ struct GemmParams {
   void* c = nullptr;
   int64_t ldc = 0;
   double alpha = 1.0, beta = 0.0;
+  // When set (host arrays only), C starts as this m x n matrix, with element strides c_init_rs
+  // and c_init_cs, instead of its own contents: BLAS's C input when it is not the output.
+  const void* c_init = nullptr;
+  int64_t c_init_rs = 0, c_init_cs = 0;
   void* stream = nullptr;  // cudaStream_t for Device::cuda
 };
 void gemm(const GemmParams& p);

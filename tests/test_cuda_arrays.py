@@ -49,6 +49,24 @@ def test_gpu_array_beside_a_numpy_array_is_a_clear_error():
 
 
 @pytest.mark.skipif(not HAS_CUDA_BUILD, reason="needs a CUDA build")
+def test_every_array_of_an_op_is_checked_for_its_device():
+    # The Python layer sets a CUDA context only when an op's first argument is a GPU array: with a
+    # NumPy array there, the binding must reject a GPU array in any other position.
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    dy, idx = np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.int64)
+    gpu = FakeDeviceArray((1, 1, 2, 2))
+    window = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    with pytest.raises(ValueError, match="indices: expected device cpu like input, got cuda"):
+        _C.max_pool2d_forward(x, np.zeros_like(dy), FakeDeviceArray((1, 1, 2, 2), "<i8"), *window)
+    with pytest.raises(ValueError, match="grad_output: expected device cuda like grad_input, got cpu"):
+        _C.max_pool2d_backward(dy, idx, FakeDeviceArray((1, 1, 4, 4)), *window)
+    with pytest.raises(ValueError, match="indices: expected device cpu like grad_input, got cuda"):
+        _C.max_pool2d_backward(dy, FakeDeviceArray((1, 1, 2, 2), "<i8"), x, *window)
+    with pytest.raises(ValueError, match="grad_output: expected device cpu like grad_input, got cuda"):
+        _C.avg_pool2d_backward(gpu, x, (2, 2), (2, 2), (0, 0), False, True, None)
+
+
+@pytest.mark.skipif(not HAS_CUDA_BUILD, reason="needs a CUDA build")
 def test_gpu_array_dtype_is_checked():
     with pytest.raises(TypeError, match="input: expected dtype float32 or float64, got typestr '<f2'"):
         _C.max_pool2d_forward(FakeDeviceArray((1, 1, 4, 4), "<f2"), FakeDeviceArray((1, 1, 2, 2), "<f2"),
