@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from . import _C
+from . import _C  # the compiled module itself
 
 
 def _library(x):
@@ -96,8 +96,9 @@ def _enter_cuda_context(args):
 _HOST_TYPES = frozenset({np.ndarray, tuple, list, int, float, bool, str, type(None)})
 
 
-class _Kernels:
-    """The compiled module, with every op call made in the CUDA context of its GPU arguments."""
+class _OpsInCudaContext:
+    """The compiled module's functions, with every op called in the CUDA context (device and
+    current stream) of its GPU array arguments; anything else is the module's attribute as is."""
 
     _OPS = {"gemm", "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
             "avg_pool2d_forward", "avg_pool2d_backward"}
@@ -106,23 +107,28 @@ class _Kernels:
         fn = getattr(_C, name)
         if name not in self._OPS:
             return fn
+        ndarray = np.ndarray
 
         @functools.wraps(fn)
         def call(*args):
             staging = getattr(_thread, "staging", None)
             if staging is not None:
                 return _staged_call(name, fn, args, staging)
-            for x in args:  # the common case, host arrays and plain values, costs one set lookup each
-                if type(x) not in _HOST_TYPES:
-                    _enter_cuda_context(args)
-                    break
+            # The first argument of every op is one of its arrays, and the binding requires all
+            # of an op's arrays on one device: a NumPy array there means a host call (or a device
+            # mismatch the binding reports), with no context to set. One type check per call.
+            if type(args[0]) is not ndarray:
+                for x in args:
+                    if type(x) not in _HOST_TYPES:
+                        _enter_cuda_context(args)
+                        break
             return fn(*args)
 
         setattr(self, name, call)
         return call
 
 
-kernels = _Kernels()
+ops_in_cuda_context = _OpsInCudaContext()
 
 
 # ----------------------------------------------------------------------------------------------

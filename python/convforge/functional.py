@@ -4,10 +4,12 @@ follow torch. Outputs are allocated here, in the caller's array library; the che
 
 import numpy as np
 
+from . import _C
 from ._args import pair, positive_pair
 from ._arrays import as_input, check_array, empty
-from ._arrays import kernels as _C  # the compiled ops, run on the caller's GPU and stream for GPU arrays
-from . import _C as _cpu  # the compiled module itself (host-side queries)
+# The compiled ops, run on the caller's GPU device and current stream for GPU arrays (convforge._C
+# is the raw module, used for host-side queries: this wrapper sets the CUDA context first).
+from ._arrays import ops_in_cuda_context as _ops
 
 # ----------------------------------------------------------------------------------------------
 # GEMM
@@ -20,18 +22,23 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     row stride (and column-major views are used as they are); ``c`` defaults to zeros. The result
     is written to ``out`` when given (it may be ``c`` itself), else to a new array.
     """
-    for name, x in (("a", a), ("b", b)):
-        check_array(x, name)
-        if x.ndim != 2:
-            raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
+    # Small products are dominated by this function's cost: NumPy arrays take a short path with
+    # the same checks (the binding checks everything else: dtypes, strides, out, c).
+    host = type(a) is np.ndarray
+    if not host or type(b) is not np.ndarray:
+        check_array(a, "a")
+        check_array(b, "b")
+    if a.ndim != 2 or b.ndim != 2:
+        name, x = ("a", a) if a.ndim != 2 else ("b", b)
+        raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     if out is None:
-        out = empty(a, (m, n))
-    if c is not None and beta != 0 and c is not out and not isinstance(a, np.ndarray):
+        out = np.empty((m, n), a.dtype) if host else empty(a, (m, n))
+    if c is not None and beta != 0 and c is not out and not host:
         out[...] = c  # GPU arrays: start from c on the device, like the binding does on the host
         c = out
-    _C.gemm(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
+    _ops.gemm(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
     return out
 
 
@@ -120,7 +127,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
     oh, ow = _C.conv2d_output_size(x.shape[2], x.shape[3], weight.shape[2:], stride, pads, dilation)
     out = empty(x, (x.shape[0], weight.shape[0], max(oh, 0), max(ow, 0)))
-    _C.conv2d_forward(x, weight, bias, out, stride, pads, dilation, groups, _algorithm(algorithm))
+    _ops.conv2d_forward(x, weight, bias, out, stride, pads, dilation, groups, _algorithm(algorithm))
     return out[0] if unbatched else out
 
 
@@ -139,8 +146,8 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     grad_input = empty(x, x.shape) if want_input else None
     grad_weight = empty(x, weight.shape) if want_weight else None
     grad_bias = empty(x, (weight.shape[0],)) if want_bias else None
-    _C.conv2d_backward(grad_output, x, weight, grad_input, grad_weight, grad_bias,
-                       stride, pads, dilation, groups, _algorithm(algorithm))
+    _ops.conv2d_backward(grad_output, x, weight, grad_input, grad_weight, grad_bias,
+                         stride, pads, dilation, groups, _algorithm(algorithm))
     if unbatched and grad_input is not None:
         grad_input = grad_input[0]
     return grad_input, grad_weight, grad_bias
@@ -151,7 +158,7 @@ _PASSES = {"forward": 0, "grad_input": 1, "grad_weight": 2}
 
 def conv2d_algorithms():
     """The CPU conv2d algorithms, in the chooser's list: ``{name: what a problem needs for it}``."""
-    return dict(_cpu.conv2d_algorithms())
+    return dict(_C.conv2d_algorithms())
 
 
 def conv2d_algorithm(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
@@ -169,7 +176,7 @@ def conv2d_algorithm(input_shape, weight_shape, stride=1, padding=0, dilation=1,
     weight = np.empty(tuple(weight_shape), dtype)
     x, _ = _batched(x, "input")
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
-    return _cpu.conv2d_chosen_algorithm(x, weight, stride, pads, dilation, groups, _PASSES[pass_],
+    return _C.conv2d_chosen_algorithm(x, weight, stride, pads, dilation, groups, _PASSES[pass_],
                                         _algorithm(algorithm))
 
 
@@ -177,12 +184,12 @@ def set_winograd_enabled(enabled):
     """Whether ``algorithm='auto'`` may choose Winograd (process-wide; initially on unless the
     environment sets ``CONVFORGE_WINOGRAD=0``). Off, every convolution sums its products
     directly, as the other algorithms do; a forced ``algorithm='winograd_f4x3'`` still runs."""
-    _cpu.set_conv2d_winograd_enabled(bool(enabled))
+    _C.set_conv2d_winograd_enabled(bool(enabled))
 
 
 def winograd_enabled():
     """See :func:`set_winograd_enabled`."""
-    return _cpu.conv2d_winograd_enabled()
+    return _C.conv2d_winograd_enabled()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,7 +219,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     shape = _pool_output(x, kernel, stride, padding, dilation, ceil_mode)
     out = empty(x, shape)
     indices = empty(x, shape, np.int64) if return_indices else None
-    _C.max_pool2d_forward(x, out, indices, kernel, stride, padding, dilation, bool(ceil_mode))
+    _ops.max_pool2d_forward(x, out, indices, kernel, stride, padding, dilation, bool(ceil_mode))
     if unbatched:
         out = out[0]
         indices = None if indices is None else indices[0]
@@ -243,7 +250,7 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
     grad_input = empty(x, x.shape)
-    _C.max_pool2d_backward(grad_output, indices, grad_input, kernel, stride, padding, dilation, bool(ceil_mode))
+    _ops.max_pool2d_backward(grad_output, indices, grad_input, kernel, stride, padding, dilation, bool(ceil_mode))
     return grad_input[0] if unbatched else grad_input
 
 
@@ -261,7 +268,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     x, unbatched = _batched(input, "input")
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     out = empty(x, _pool_output(x, kernel, stride, padding, (1, 1), ceil_mode))
-    _C.avg_pool2d_forward(x, out, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
+    _ops.avg_pool2d_forward(x, out, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
                           _divisor(divisor_override))
     return out[0] if unbatched else out
 
@@ -283,6 +290,6 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
         grad_output = grad_output[None]
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     grad_input = empty(x, x.shape)
-    _C.avg_pool2d_backward(grad_output, grad_input, kernel, stride, padding, bool(ceil_mode),
+    _ops.avg_pool2d_backward(grad_output, grad_input, kernel, stride, padding, bool(ceil_mode),
                            bool(count_include_pad), _divisor(divisor_override))
     return grad_input[0] if unbatched else grad_input

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _C
-from ._arrays import kernels
+from ._arrays import ops_in_cuda_context as _ops
 from ._args import pair, positive_pair
 from .functional import _conv_padding
 
@@ -96,8 +96,8 @@ _INFO = _C.info()
 _DEVICES = ("cpu", "cuda") if _INFO["cuda_built"] and _INFO.get("cuda_devices", 0) > 0 else ("cpu",)
 
 # ----------------------------------------------------------------------------------------------
-# Tensors -> kernel arrays, without copies. `kernels` is the compiled module with each call made
-# on the device and current stream of its CUDA arguments.
+# Tensors -> kernel arrays, without copies. `_ops` is the compiled module with each op called on
+# the device and current stream of its CUDA arguments (`_C` is the raw module).
 
 
 def _array(tensor):
@@ -181,7 +181,7 @@ def _conv2d_op(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Se
     weight = _contiguous(weight, "conv2d", "weight")
     bias = None if bias is None else _contiguous(bias, "conv2d", "bias")
     output = _empty(input, _conv_shape(input, weight, stride, padding, dilation))
-    kernels.conv2d_forward(_array(input), _array(weight), None if bias is None else _array(bias),
+    _ops.conv2d_forward(_array(input), _array(weight), None if bias is None else _array(bias),
                       _array(output), tuple(stride), tuple(padding), tuple(dilation), groups)
     return output
 
@@ -201,7 +201,7 @@ def _conv2d_backward_op(grad_output: Tensor, input: Tensor, weight: Tensor, stri
     weight = _contiguous(weight, "conv2d_backward", "weight")
     grads = [_empty(input, shape) if want else None
              for want, shape in zip(output_mask, (input.shape, weight.shape, (weight.shape[0],)))]
-    kernels.conv2d_backward(_array(grad_output), _array(input), _array(weight),
+    _ops.conv2d_backward(_array(grad_output), _array(input), _array(weight),
                        *(None if g is None else _array(g) for g in grads),
                        tuple(stride), tuple(padding), tuple(dilation), groups)
     return tuple(_no_grad(input) if g is None else g for g in grads)
@@ -289,7 +289,7 @@ def _max_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[i
     input = _contiguous(input, "max_pool2d_with_indices", "input")
     shape = _pool_shape(input, kernel_size, stride, padding, dilation, ceil_mode)
     output, indices = _empty(input, shape), _empty(input, shape, torch.int64)
-    kernels.max_pool2d_forward(_array(input), _array(output), _array(indices), tuple(kernel_size),
+    _ops.max_pool2d_forward(_array(input), _array(output), _array(indices), tuple(kernel_size),
                           tuple(stride), tuple(padding), tuple(dilation), ceil_mode)
     return output, indices
 
@@ -308,7 +308,7 @@ def _max_pool2d_backward_op(grad_output: Tensor, input: Tensor, indices: Tensor,
     grad_output = _contiguous(grad_output, "max_pool2d_backward", "grad_output")
     indices = _contiguous(indices, "max_pool2d_backward", "indices")
     grad_input = _empty(input, input.shape)  # input only supplies the shape
-    kernels.max_pool2d_backward(_array(grad_output), _array(indices), _array(grad_input),
+    _ops.max_pool2d_backward(_array(grad_output), _array(indices), _array(grad_input),
                            tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
                            ceil_mode)
     return grad_input
@@ -379,7 +379,7 @@ def _avg_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[i
                    divisor_override: Optional[int]) -> Tensor:
     input = _contiguous(input, "avg_pool2d", "input")
     output = _empty(input, _pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode))
-    kernels.avg_pool2d_forward(_array(input), _array(output), tuple(kernel_size), tuple(stride),
+    _ops.avg_pool2d_forward(_array(input), _array(output), tuple(kernel_size), tuple(stride),
                           tuple(padding), ceil_mode, count_include_pad, divisor_override)
     return output
 
@@ -395,7 +395,7 @@ def _avg_pool2d_backward_op(grad_output: Tensor, input: Tensor, kernel_size: Seq
                             count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
     grad_output = _contiguous(grad_output, "avg_pool2d_backward", "grad_output")
     grad_input = _empty(input, input.shape)  # input only supplies the shape
-    kernels.avg_pool2d_backward(_array(grad_output), _array(grad_input), tuple(kernel_size),
+    _ops.avg_pool2d_backward(_array(grad_output), _array(grad_input), tuple(kernel_size),
                            tuple(stride), tuple(padding), ceil_mode, count_include_pad,
                            divisor_override)
     return grad_input
@@ -449,7 +449,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def _gemm(a, b, out, *, c=None, beta=0.0, trans_a=False, trans_b=False):
     if out.numel() == 0:
         return
-    kernels.gemm(_array(a), _array(b), None if c is None else _array(c), _array(out), 1.0, beta,
+    _ops.gemm(_array(a), _array(b), None if c is None else _array(c), _array(out), 1.0, beta,
             trans_a, trans_b)
 
 
