@@ -2,8 +2,9 @@
 // only in this translation unit; called only when the CPU supports them.
 //
 // The tile is MR x (2 vectors): 14 rows x 2 zmm = 28 accumulators, 2 B vectors and broadcasts
-// from memory fill the 32 zmm registers. Edge columns use masked loads/stores of C; edge rows
-// use a tile instantiated for that many rows, so no edge costs more than a full tile.
+// from memory fill the 32 zmm registers. Edge columns use masked loads/stores of C (and a
+// one-vector tile when at most one vector wide); edge rows use a tile instantiated for that many
+// rows, so no edge costs more than a full tile.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -46,8 +47,9 @@ struct F64 {
   static Mask mask(int64_t n) { return n >= 8 ? Mask(0xFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1); }
 };
 
-// M rows (M <= MR) of an MR x 2-vector tile.
-template <typename S, int MR, int M>
+// M rows (M <= MR) x NV vectors of an MR x 2-vector tile (NV = 1 for an edge tile at most one
+// vector wide: half the work, and the same sums in the same order as the full tile).
+template <typename S, int MR, int M, int NV>
 inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S::T* __restrict b,
                  typename S::T* __restrict c, int64_t ldc, int64_t n, typename S::T alpha,
                  typename S::T beta) {
@@ -57,18 +59,20 @@ inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
     acc0[i] = S::zero();
-    acc1[i] = S::zero();
+    if constexpr (NV == 2) acc1[i] = S::zero();
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NV * L - 1), _MM_HINT_T0);
   }
 #pragma GCC unroll 2
   for (int64_t p = 0; p < kc; ++p) {
-    const V b0 = S::load(b), b1 = S::load(b + L);
+    const V b0 = S::load(b);
+    V b1;
+    if constexpr (NV == 2) b1 = S::load(b + L);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
       const V ai = S::bcast(a + i);
       acc0[i] = S::fma(ai, b0, acc0[i]);
-      acc1[i] = S::fma(ai, b1, acc1[i]);
+      if constexpr (NV == 2) acc1[i] = S::fma(ai, b1, acc1[i]);
     }
     a += MR;
     b += NR;
@@ -79,14 +83,15 @@ inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
       S::storem(c + i * ldc, k0, S::mul(va, acc0[i]));
-      S::storem(c + i * ldc + L, k1, S::mul(va, acc1[i]));
+      if constexpr (NV == 2) S::storem(c + i * ldc + L, k1, S::mul(va, acc1[i]));
     }
   } else {
     const V vb = S::set1(beta);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
       S::storem(c + i * ldc, k0, S::fma(vb, S::loadm(k0, c + i * ldc), S::mul(va, acc0[i])));
-      S::storem(c + i * ldc + L, k1, S::fma(vb, S::loadm(k1, c + i * ldc + L), S::mul(va, acc1[i])));
+      if constexpr (NV == 2)
+        S::storem(c + i * ldc + L, k1, S::fma(vb, S::loadm(k1, c + i * ldc + L), S::mul(va, acc1[i])));
     }
   }
 }
@@ -97,8 +102,8 @@ inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const t
                           int64_t n, typename S::T alpha, typename S::T beta) {
   using Fn = void (*)(int64_t, const typename S::T*, const typename S::T*, typename S::T*, int64_t,
                       int64_t, typename S::T, typename S::T);
-  static constexpr Fn table[] = {tile<S, MR, Ms + 1>...};
-  table[m - 1](kc, a, b, c, ldc, n, alpha, beta);
+  static constexpr Fn full[] = {tile<S, MR, Ms + 1, 2>...}, half[] = {tile<S, MR, Ms + 1, 1>...};
+  (n > S::lanes ? full : half)[m - 1](kc, a, b, c, ldc, n, alpha, beta);
 }
 
 }  // namespace

@@ -14,6 +14,8 @@ from ._arrays import ops_in_cuda_context as _ops
 # ----------------------------------------------------------------------------------------------
 # GEMM
 
+_ndarray, _np_empty = np.ndarray, np.empty  # module-level names: one lookup each per call
+
 
 def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out=None):
     """``alpha * op(a) @ op(b) + beta * c`` for 2-D float32/float64 arrays.
@@ -24,17 +26,18 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     """
     # Small products are dominated by this function's cost: NumPy arrays take a short path with
     # the same checks (the binding checks everything else: dtypes, strides, out, c).
-    host = type(a) is np.ndarray
-    if not host or type(b) is not np.ndarray:
+    host = type(a) is _ndarray
+    if not host or type(b) is not _ndarray:
         check_array(a, "a")
         check_array(b, "b")
-    if a.ndim != 2 or b.ndim != 2:
+    a_shape, b_shape = a.shape, b.shape
+    if len(a_shape) != 2 or len(b_shape) != 2:
         name, x = ("a", a) if a.ndim != 2 else ("b", b)
         raise ValueError(f"{name}: expected 2 dimensions, got {x.ndim} (shape {x.shape})")
-    m = a.shape[1] if trans_a else a.shape[0]
-    n = b.shape[0] if trans_b else b.shape[1]
+    m = a_shape[1] if trans_a else a_shape[0]
+    n = b_shape[0] if trans_b else b_shape[1]
     if out is None:
-        out = np.empty((m, n), a.dtype) if host else empty(a, (m, n))
+        out = _np_empty((m, n), a.dtype) if host else empty(a, (m, n))
     if c is not None and beta != 0 and c is not out and not host:
         out[...] = c  # GPU arrays: start from c on the device, like the binding does on the host
         c = out
