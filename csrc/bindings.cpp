@@ -83,10 +83,13 @@ static View to_view(const py::handle& obj, const char* name) {
                std::string(py::str(arr.dtype())));
   v.data = const_cast<void*>(arr.data());  // writes only after require_writable()
   v.readonly = !arr.writeable();
-  for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
-    v.shape.push_back(arr.shape(i));
+  const py::ssize_t ndim = arr.ndim();
+  v.shape.resize(ndim);
+  v.strides.resize(ndim);
+  for (py::ssize_t i = 0; i < ndim; ++i) {
+    v.shape[i] = arr.shape(i);
     CHECK(arr.strides(i) % itemsize == 0, name, ": expected strides that are a multiple of the item size");
-    v.strides.push_back(arr.strides(i) / itemsize);
+    v.strides[i] = arr.strides(i) / itemsize;
   }
   return v;
 }

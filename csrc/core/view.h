@@ -40,11 +40,12 @@ struct View {
     for (int64_t s : shape) n *= s;
     return n;
   }
-  std::string shape_str() const {
+  static std::string shape_str(const std::vector<int64_t>& shape) {
     std::string s = "(";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
     return s + (shape.size() == 1 ? ",)" : ")");
   }
+  std::string shape_str() const { return shape_str(shape); }
   bool is_contiguous() const {
     if (numel() == 0) return true;  // NumPy gives empty arrays zero strides
     int64_t expected = 1;
@@ -75,9 +76,7 @@ struct View {
     CHECK_TYPE(dtype == t, name, ": expected dtype ", dtype_name(t), ", got ", dtype_name(dtype));
   }
   void require_shape(const std::vector<int64_t>& want) const {
-    View w;
-    w.shape = want;
-    CHECK(shape == want, name, ": expected shape ", w.shape_str(), ", got ", shape_str());
+    CHECK(shape == want, name, ": expected shape ", shape_str(want), ", got ", shape_str());
   }
   void require_contiguous() const {
     CHECK(is_contiguous(), name, ": expected a C-contiguous array, got strides that are not");
