@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/parallel.h"
+#include "cpu/isa_table.h"
 
 namespace convforge {
 
@@ -30,12 +31,8 @@ double measure_fma_gflops(Isa isa, int threads, double min_seconds) {
   CHECK(threads >= 1, "threads: expected a positive integer, got ", threads);
   CHECK(isa <= best_supported_isa(), "isa: this CPU supports at most '",
         isa_name(best_supported_isa()), "', got '", isa_name(isa), "'");
-  double (*chains)(int64_t, float, float) = fma_chains__scalar;
-  int64_t flops_per_iter = kFmaProbeFlops__scalar;
-#if defined(CONVFORGE_X86)
-  if (isa == Isa::avx512) chains = fma_chains__avx512, flops_per_iter = kFmaProbeFlops__avx512;
-  if (isa == Isa::avx2) chains = fma_chains__avx2, flops_per_iter = kFmaProbeFlops__avx2;
-#endif
+  double (*chains)(int64_t, float, float) = cpu::isa_kernels(isa).fma_chains;
+  const int64_t flops_per_iter = cpu::isa_kernels(isa).fma_probe_flops;
   volatile double sink = 0;
   auto run = [&](int64_t iters, int team) {
     const auto start = std::chrono::steady_clock::now();

@@ -8,12 +8,10 @@
 
 namespace convforge {
 
-// Each runs `iters` rounds of independent FMA chains acc = acc * a + b (enough chains to cover
-// the FMA latency on every x86 core we target) and returns a value that depends on every chain,
-// so nothing is optimised away. One round is kFmaProbeFlops__<isa> FLOP.
-double fma_chains__avx512(int64_t iters, float a, float b);
-double fma_chains__avx2(int64_t iters, float a, float b);
-double fma_chains__scalar(int64_t iters, float a, float b);
+// fma_chains__<isa> (declared in cpu/isa_table.h) runs `iters` rounds of independent FMA chains
+// acc = acc * a + b (enough chains to cover the FMA latency on every x86 core we target) and
+// returns a value that depends on every chain, so nothing is optimised away. One round is
+// kFmaProbeFlops__<isa> FLOP.
 constexpr int64_t kFmaProbeChains = 12;
 constexpr int64_t kFmaProbeFlops__avx512 = kFmaProbeChains * 16 * 2;
 constexpr int64_t kFmaProbeFlops__avx2 = kFmaProbeChains * 8 * 2;

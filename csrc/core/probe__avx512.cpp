@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "core/probe.h"
+#include "cpu/isa_table.h"  // the prototype of this file's probe
 
 namespace convforge {
 

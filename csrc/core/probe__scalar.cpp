@@ -2,6 +2,7 @@
 // baseline flags; the compiler may vectorize the 16 chains with the baseline SIMD (SSE2 on
 // x86-64), which is exactly what the portable kernels get too.
 #include "core/probe.h"
+#include "cpu/isa_table.h"  // the prototype of this file's probe
 
 namespace convforge {
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "cpu/isa_table.h"
 #include "cpu/kernels.h"
 
 namespace convforge::cpu {
@@ -12,27 +13,15 @@ namespace convforge::cpu {
 // kc = 512 (fewer passes over C) beat the textbook "kc x NR panel in L1" (kc = 256: -3 to -5 %)
 // because L2 feeds both panels fast enough; the mc x kc A block (~690 KB) stays in L2 and the
 // kc x nc B block in L3. gemm_packed() evens out the k blocks and halves kc for products with
-// fewer than mc rows (block_kc in gemm.h).
+// fewer than mc rows (block_kc in gemm.h). The values are in the ISA table (isa_table.cpp).
 template <>
 GemmKernel<float> gemm_kernel<float>(Isa isa) {
-  switch (isa) {
-#if defined(CONVFORGE_X86)
-    case Isa::avx512: return {sgemm_ukernel_14x32__avx512, 14, 32, 512, 14 * 24, 32 * 128, "sgemm_ukernel_14x32__avx512"};
-    case Isa::avx2: return {sgemm_ukernel_6x16__avx2, 6, 16, 512, 6 * 56, 16 * 256, "sgemm_ukernel_6x16__avx2"};
-#endif
-    default: return {sgemm_ukernel_4x8__scalar, 4, 8, 256, 4 * 64, 8 * 512, "sgemm_ukernel_4x8__scalar"};
-  }
+  return isa_kernels(isa).sgemm;
 }
 
 template <>
 GemmKernel<double> gemm_kernel<double>(Isa isa) {
-  switch (isa) {
-#if defined(CONVFORGE_X86)
-    case Isa::avx512: return {dgemm_ukernel_14x16__avx512, 14, 16, 512, 14 * 12, 16 * 128, "dgemm_ukernel_14x16__avx512"};
-    case Isa::avx2: return {dgemm_ukernel_6x8__avx2, 6, 8, 512, 6 * 28, 8 * 256, "dgemm_ukernel_6x8__avx2"};
-#endif
-    default: return {dgemm_ukernel_4x8__scalar, 4, 8, 256, 4 * 32, 8 * 256, "dgemm_ukernel_4x8__scalar"};
-  }
+  return isa_kernels(isa).dgemm;
 }
 
 int gemm_threads(int64_t m, int64_t n, int64_t k) {

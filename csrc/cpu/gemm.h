@@ -85,19 +85,7 @@ int gemm_threads(int64_t m, int64_t n, int64_t k);
 // A per-thread, 64-byte aligned buffer of at least `bytes`, reused across calls (slot 0..3).
 void* gemm_workspace(int slot, size_t bytes);
 
-// The per-ISA microkernels (each defined in its own translation unit).
-void sgemm_ukernel_14x32__avx512(int64_t, const float*, const float*, float*, int64_t, int64_t,
-                                 int64_t, float, float);
-void dgemm_ukernel_14x16__avx512(int64_t, const double*, const double*, double*, int64_t, int64_t,
-                                 int64_t, double, double);
-void sgemm_ukernel_6x16__avx2(int64_t, const float*, const float*, float*, int64_t, int64_t,
-                              int64_t, float, float);
-void dgemm_ukernel_6x8__avx2(int64_t, const double*, const double*, double*, int64_t, int64_t,
-                             int64_t, double, double);
-void sgemm_ukernel_4x8__scalar(int64_t, const float*, const float*, float*, int64_t, int64_t,
-                               int64_t, float, float);
-void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, int64_t, int64_t,
-                               int64_t, double, double);
+// The per-ISA microkernels are declared in isa_table.h, with the rest of each ISA's code.
 
 // ---------------------------------------------------------------------------------------------
 // Packers for ordinary strided matrices: element (r, c) at ptr[r * rs + c * cs]. A transpose is

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "cpu/gemm.h"
+#include "cpu/isa_table.h"  // the prototypes of this file's microkernels
 
 namespace convforge::cpu {
 namespace {

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cpu/gemm.h"
+#include "cpu/isa_table.h"  // the prototypes of this file's microkernels
 
 namespace convforge::cpu {
 namespace {

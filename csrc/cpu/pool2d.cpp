@@ -1,23 +1,13 @@
 // Pooling on the CPU: the scalar path (the kernels of pool2d_impl.h with one lane) and the
-// choice of ISA, made once per call from convforge::active_isa().
+// dispatch to the active ISA's kernels through the ISA table (cpu/isa_table.h).
 #include <cmath>
 
-#include "core/isa.h"
+#include "cpu/isa_table.h"
 #include "cpu/kernels.h"
 #include "cpu/pool2d_impl.h"
 
 namespace convforge::cpu {
 
-#if defined(CONVFORGE_X86)
-void max_pool2d_forward__avx512(const Pool2dParams& p, const void* x, void* y, int64_t* idx);
-bool max_pool2d_backward__avx512(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx);
-void avg_pool2d_forward__avx512(const Pool2dParams& p, const void* x, void* y);
-void avg_pool2d_backward__avx512(const Pool2dParams& p, const void* dy, void* dx);
-void max_pool2d_forward__avx2(const Pool2dParams& p, const void* x, void* y, int64_t* idx);
-bool max_pool2d_backward__avx2(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx);
-void avg_pool2d_forward__avx2(const Pool2dParams& p, const void* x, void* y);
-void avg_pool2d_backward__avx2(const Pool2dParams& p, const void* dy, void* dx);
-#endif
 
 namespace {
 
@@ -62,32 +52,36 @@ using ScalarOps = pool::Ops<Scalar<float>, Scalar<double>>;
 
 }  // namespace
 
-#if defined(CONVFORGE_X86)
-#define CONVFORGE_POOL_ISA(name, ...)                                        \
-  switch (active_isa()) {                                                   \
-    case Isa::avx512: return name##__avx512(__VA_ARGS__);                   \
-    case Isa::avx2: return name##__avx2(__VA_ARGS__);                       \
-    default: return ScalarOps::name(__VA_ARGS__);                           \
-  }
-#else
-#define CONVFORGE_POOL_ISA(name, ...) return ScalarOps::name(__VA_ARGS__);
-#endif
+// The scalar row of the ISA table (isa_table.h).
+void max_pool2d_forward__scalar(const Pool2dParams& p, const void* x, void* y, int64_t* idx) {
+  ScalarOps::max_pool2d_forward(p, x, y, idx);
+}
+bool max_pool2d_backward__scalar(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx) {
+  return ScalarOps::max_pool2d_backward(p, dy, idx, dx);
+}
+void avg_pool2d_forward__scalar(const Pool2dParams& p, const void* x, void* y) {
+  ScalarOps::avg_pool2d_forward(p, x, y);
+}
+void avg_pool2d_backward__scalar(const Pool2dParams& p, const void* dy, void* dx) {
+  ScalarOps::avg_pool2d_backward(p, dy, dx);
+}
 
+// The active ISA's kernels, through the ISA table.
 void max_pool2d_forward(const Pool2dParams& p, const void* input, void* output, int64_t* indices) {
-  CONVFORGE_POOL_ISA(max_pool2d_forward, p, input, output, indices)
+  isa_kernels().max_pool2d_forward(p, input, output, indices);
 }
 
 bool max_pool2d_backward(const Pool2dParams& p, const void* grad_output, const int64_t* indices,
                          void* grad_input) {
-  CONVFORGE_POOL_ISA(max_pool2d_backward, p, grad_output, indices, grad_input)
+  return isa_kernels().max_pool2d_backward(p, grad_output, indices, grad_input);
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, const void* input, void* output) {
-  CONVFORGE_POOL_ISA(avg_pool2d_forward, p, input, output)
+  isa_kernels().avg_pool2d_forward(p, input, output);
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, const void* grad_output, void* grad_input) {
-  CONVFORGE_POOL_ISA(avg_pool2d_backward, p, grad_output, grad_input)
+  isa_kernels().avg_pool2d_backward(p, grad_output, grad_input);
 }
 
 }  // namespace convforge::cpu

@@ -2,6 +2,7 @@
 // with all bits set in the selected lanes.
 #include <immintrin.h>
 
+#include "cpu/isa_table.h"  // the prototypes of this file's entry points
 #include "cpu/pool2d_impl.h"
 
 namespace convforge::cpu {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/isa_table.h"  // the prototypes of this file's entry points
 #include "cpu/pool2d_impl.h"
 
 namespace convforge::cpu {
