@@ -12,8 +12,14 @@ with SIGILL. So, in every per-ISA object, each defined symbol must be either loc
 linkage: anonymous namespaces, static) or a strong global symbol in a section of its own (the
 intended entry points such as sgemm_ukernel_14x32__avx512). Failures are:
 
-- a defined symbol with WEAK or GNU_UNIQUE binding, or a common symbol;
-- a defined global symbol in a section that belongs to a COMDAT group.
+- a defined symbol with WEAK or GNU_UNIQUE binding, or a common symbol (from nm);
+- a defined global symbol in a section that belongs to a COMDAT group (from readelf; objects
+  with machine code only).
+
+The Release build compiles with -flto, so its objects hold compiler IR, not machine code; nm
+lists their symbols through the compiler's LTO plugin (binutils' nm finds GCC's; gcc-nm and
+llvm-nm are tried next). The IR still has every weak definition the file instantiated, inlined
+later or not, which makes the check on LTO objects the stricter one.
 
 The only exception is data the compiler emits for exception handling (DW.ref.__gxx_personality_v0:
 a pointer to the C++ runtime's personality routine, the same in every object).
@@ -24,7 +30,7 @@ Usage:
                                                    # the per-ISA objects, check every one of them
 
 Exit status 0 when clean, 1 on a leak (each one listed), 2 on a usage or build error.
-Needs readelf (binutils); ELF objects only.
+Needs nm and readelf (binutils); ELF objects only.
 """
 from __future__ import annotations
 
