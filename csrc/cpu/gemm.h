@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -58,6 +59,21 @@ namespace convforge::cpu {
 template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m,
                              int64_t n, T alpha, T beta);
+
+// The register tiles (MR x NR) of the microkernels. The ISA table (isa_table.cpp) builds its
+// rows from these and the packers below specialize for exactly these widths, so a new tile is
+// added here, once.
+struct GemmTileShape {
+  int mr, nr;
+};
+namespace tiles {
+constexpr GemmTileShape sgemm_scalar{4, 8}, dgemm_scalar{4, 8};
+constexpr GemmTileShape sgemm_avx2{6, 16}, dgemm_avx2{6, 8};
+constexpr GemmTileShape sgemm_avx512{14, 32}, dgemm_avx512{14, 16};
+constexpr GemmTileShape all[] = {sgemm_scalar, dgemm_scalar, sgemm_avx2,
+                                 dgemm_avx2,   sgemm_avx512, dgemm_avx512};
+constexpr size_t count = sizeof(all) / sizeof(all[0]);
+}  // namespace tiles
 
 // A microkernel with its register tile and the cache blocking tuned for it.
 template <typename T>
@@ -177,23 +193,28 @@ inline void pack_panels(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t 
                     dst + j * kc + p0 * W);
 }
 
+// pack_panels<W> for the W among the tiles' MR and NR (tiles::all) equal to width; false if none.
+template <typename T, size_t... I>
+inline bool pack_panels_tile(std::index_sequence<I...>, const T* s, int64_t ps, int64_t js,
+                             int64_t kc, int64_t count, int64_t width, T* dst) {
+  return ((width == tiles::all[I].mr ? (pack_panels<tiles::all[I].mr>(s, ps, js, kc, count, dst), true)
+           : width == tiles::all[I].nr ? (pack_panels<tiles::all[I].nr>(s, ps, js, kc, count, dst), true)
+                                       : false) ||
+          ...);
+}
+
 template <typename T>
 inline void pack_panels_any(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t count,
                             int64_t width, T* dst) {
-  switch (width) {  // the tiles of gemm_kernel(); a new tile adds a case
-    case 4: return pack_panels<4>(s, ps, js, kc, count, dst);
-    case 6: return pack_panels<6>(s, ps, js, kc, count, dst);
-    case 8: return pack_panels<8>(s, ps, js, kc, count, dst);
-    case 14: return pack_panels<14>(s, ps, js, kc, count, dst);
-    case 16: return pack_panels<16>(s, ps, js, kc, count, dst);
-    case 32: return pack_panels<32>(s, ps, js, kc, count, dst);
-    default:
-      for (int64_t j = 0; j < count; j += width, dst += width * kc) {
-        const int64_t w = std::min(width, count - j);
-        for (int64_t p = 0; p < kc; ++p)
-          for (int64_t jj = 0; jj < width; ++jj)
-            dst[p * width + jj] = jj < w ? s[(j + jj) * js + p * ps] : T(0);
-      }
+  // Every tile width of the ISA table is specialized (derived from tiles::all, never a hand-kept
+  // list); the loop below serves only widths no microkernel has.
+  if (pack_panels_tile(std::make_index_sequence<tiles::count>{}, s, ps, js, kc, count, width, dst))
+    return;
+  for (int64_t j = 0; j < count; j += width, dst += width * kc) {
+    const int64_t w = std::min(width, count - j);
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t jj = 0; jj < width; ++jj)
+        dst[p * width + jj] = jj < w ? s[(j + jj) * js + p * ps] : T(0);
   }
 }
 
@@ -213,14 +234,20 @@ inline void pack_row_runs_w(const Row& row, int64_t kc, int64_t count, int64_t n
   }
 }
 
+// pack_row_runs_w<NR> for the tile of tiles::all whose NR is nr; false if none.
+template <typename T, typename Row, size_t... I>
+inline bool pack_row_runs_tile(std::index_sequence<I...>, const Row& row, int64_t kc,
+                               int64_t count, int64_t nr, T* dst) {
+  return ((nr == tiles::all[I].nr ? (pack_row_runs_w<tiles::all[I].nr>(row, kc, count, nr, dst), true)
+                                  : false) ||
+          ...);
+}
+
 template <typename T, typename Row>
 inline void pack_row_runs(const Row& row, int64_t kc, int64_t count, int64_t nr, T* dst) {
-  switch (nr) {  // the B tiles of gemm_kernel(): constant-length copies
-    case 8: return pack_row_runs_w<8>(row, kc, count, nr, dst);
-    case 16: return pack_row_runs_w<16>(row, kc, count, nr, dst);
-    case 32: return pack_row_runs_w<32>(row, kc, count, nr, dst);
-    default: return pack_row_runs_w<0>(row, kc, count, nr, dst);
-  }
+  // The B tiles of the ISA table (tiles::all): constant-length copies.
+  if (!pack_row_runs_tile(std::make_index_sequence<tiles::count>{}, row, kc, count, nr, dst))
+    pack_row_runs_w<0>(row, kc, count, nr, dst);
 }
 
 }  // namespace detail

@@ -116,6 +116,10 @@ inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const t
 
 }  // namespace
 
+static_assert(tiles::sgemm_avx2.mr == 6 && tiles::sgemm_avx2.nr == 2 * F32::lanes &&
+                  tiles::dgemm_avx2.mr == 6 && tiles::dgemm_avx2.nr == 2 * F64::lanes,
+              "the avx2 microkernels' tile and its entry in gemm.h (tiles::) must agree");
+
 void sgemm_ukernel_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                               int64_t m, int64_t n, float alpha, float beta) {
   dispatch_rows<F32, 6>(std::make_integer_sequence<int, 6>{}, kc, a, b, c, ldc, m, n, alpha, beta);

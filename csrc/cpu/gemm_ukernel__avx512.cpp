@@ -109,6 +109,10 @@ inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const t
 
 }  // namespace
 
+static_assert(tiles::sgemm_avx512.mr == 14 && tiles::sgemm_avx512.nr == 2 * F32::lanes &&
+                  tiles::dgemm_avx512.mr == 14 && tiles::dgemm_avx512.nr == 2 * F64::lanes,
+              "the avx512 microkernels' tile and its entry in gemm.h (tiles::) must agree");
+
 void sgemm_ukernel_14x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                  int64_t m, int64_t n, float alpha, float beta) {
   dispatch_rows<F32, 14>(std::make_integer_sequence<int, 14>{}, kc, a, b, c, ldc, m, n, alpha, beta);

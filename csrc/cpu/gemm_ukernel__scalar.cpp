@@ -26,6 +26,10 @@ void ukernel_4x8(int64_t kc, const T* __restrict a, const T* __restrict b, T* __
 
 }  // namespace
 
+static_assert(tiles::sgemm_scalar.mr == 4 && tiles::sgemm_scalar.nr == 8 &&
+                  tiles::dgemm_scalar.mr == 4 && tiles::dgemm_scalar.nr == 8,
+              "the scalar microkernels' tile and its entry in gemm.h (tiles::) must agree");
+
 void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                int64_t m, int64_t n, float alpha, float beta) {
   ukernel_4x8<float>(kc, a, b, c, ldc, m, n, alpha, beta);
