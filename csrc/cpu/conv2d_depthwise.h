@@ -12,6 +12,7 @@
 
 #include "core/scratch.h"
 #include "cpu/conv2d_common.h"
+#include "cpu/isa_table.h"
 #include "ops.h"
 
 namespace convforge::cpu {
@@ -435,19 +436,8 @@ void backward_weight_unit_stride(const Conv2dParams& p, const T* dy, const T* x,
 }  // namespace depthwise
 }  // namespace
 
-// The per-ISA entry points (dtype from p.dtype; ranges as in the templates above).
-#define CONVFORGE_DECLARE_DEPTHWISE(isa)                                                          \
-  void conv2d_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* w,      \
-                                       const void* b, void* y, int64_t begin, int64_t end);       \
-  void conv2d_depthwise_backward_input__##isa(const Conv2dParams& p, const void* dy,             \
-                                              const void* w, void* dx, int64_t begin,            \
-                                              int64_t end);                                       \
-  void conv2d_depthwise_backward_weight__##isa(const Conv2dParams& p, const void* dy,            \
-                                               const void* x, void* dw, int64_t begin,           \
-                                               int64_t end);
-CONVFORGE_DECLARE_DEPTHWISE(scalar)
-CONVFORGE_DECLARE_DEPTHWISE(avx2)
-CONVFORGE_DECLARE_DEPTHWISE(avx512)
+// The per-ISA entry points (declared in cpu/isa_table.h; dtype from p.dtype; ranges as in the
+// templates above).
 
 // Instantiates the entry points in a per-ISA translation unit: unit width stride is a template
 // parameter, so the common case is a contiguous loop the compiler vectorizes.

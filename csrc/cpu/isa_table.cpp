@@ -12,6 +12,16 @@ namespace {
 #define CONVFORGE_GEMM_ROW(ukernel, tile, kc, a_panels, b_panels) \
   {ukernel, (tile).mr, (tile).nr, kc, (tile).mr * (a_panels), (tile).nr * (b_panels), #ukernel}
 
+// conv2d's kernels of one ISA.
+#define CONVFORGE_CONV2D_ROW(r, isa)                                                             \
+  r.conv2d_depthwise_forward = conv2d_depthwise_forward__##isa;                                  \
+  r.conv2d_depthwise_backward_input = conv2d_depthwise_backward_input__##isa;                    \
+  r.conv2d_depthwise_backward_weight = conv2d_depthwise_backward_weight__##isa;                  \
+  r.winograd_f4x3 = {conv::winograd::winograd_f4x3_input__##isa, conv::winograd::winograd_f4x3_output__##isa, \
+                     conv::winograd::winograd_f4x3_weight__##isa,                                 \
+                     conv::winograd::winograd_f4x3_grad_output__##isa,                            \
+                     conv::winograd::winograd_f4x3_weight_grad__##isa}
+
 IsaKernels scalar_row() {
   IsaKernels r;
   r.isa = Isa::scalar;
@@ -21,6 +31,7 @@ IsaKernels scalar_row() {
   r.max_pool2d_backward = max_pool2d_backward__scalar;
   r.avg_pool2d_forward = avg_pool2d_forward__scalar;
   r.avg_pool2d_backward = avg_pool2d_backward__scalar;
+  CONVFORGE_CONV2D_ROW(r, scalar);
   r.fma_chains = fma_chains__scalar;
   r.fma_probe_flops = kFmaProbeFlops__scalar;
   return r;
@@ -36,6 +47,7 @@ IsaKernels avx2_row() {
   r.max_pool2d_backward = max_pool2d_backward__avx2;
   r.avg_pool2d_forward = avg_pool2d_forward__avx2;
   r.avg_pool2d_backward = avg_pool2d_backward__avx2;
+  CONVFORGE_CONV2D_ROW(r, avx2);
   r.fma_chains = fma_chains__avx2;
   r.fma_probe_flops = kFmaProbeFlops__avx2;
   return r;
@@ -50,6 +62,7 @@ IsaKernels avx512_row() {
   r.max_pool2d_backward = max_pool2d_backward__avx512;
   r.avg_pool2d_forward = avg_pool2d_forward__avx512;
   r.avg_pool2d_backward = avg_pool2d_backward__avx512;
+  CONVFORGE_CONV2D_ROW(r, avx512);
   r.fma_chains = fma_chains__avx512;
   r.fma_probe_flops = kFmaProbeFlops__avx512;
   return r;
@@ -70,6 +83,7 @@ struct Table {
 };
 
 #undef CONVFORGE_GEMM_ROW
+#undef CONVFORGE_CONV2D_ROW
 
 }  // namespace
 

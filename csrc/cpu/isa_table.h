@@ -1,5 +1,6 @@
 // The ISA table: one row per CPU path (scalar, avx2, avx512) holding everything compiled per ISA
-// -- GEMM microkernels with their tiles and blocking, pooling kernels, the FMA probe -- filled
+// -- GEMM microkernels with their tiles and blocking, pooling kernels, conv2d's direct loops and
+// Winograd transforms, the FMA probe -- filled
 // once (at import) and read by the dispatchers: `isa_kernels()` is the active ISA's row. The
 // per-ISA prototypes are declared here and nowhere else; each *__<isa>.cpp defines its own.
 // (XNNPACK's per-family configs and BLIS's context are the models.)
@@ -7,13 +8,11 @@
 // Adding an ISA or a kernel: declare its entry points below, define them in a translation unit
 // of that ISA (only that ISA's flags; no shared symbols, see core/scratch.h), and fill the row in
 // isa_table.cpp.
-//
-// The depthwise conv2d kernels have a slot in the row (conv2d_depthwise_*) that is not filled
-// yet: conv2d still dispatches them itself (csrc/cpu/conv2d.cpp, conv2d_depthwise.h).
 #pragma once
 #include <cstdint>
 
 #include "core/isa.h"
+#include "cpu/conv2d/winograd_f4x3.h"
 #include "cpu/gemm.h"
 #include "ops.h"
 
@@ -54,6 +53,43 @@ CONVFORGE_DECLARE_POOL2D(avx2)
 CONVFORGE_DECLARE_POOL2D(avx512)
 #undef CONVFORGE_DECLARE_POOL2D
 
+// conv2d's direct loops (conv2d_depthwise.h compiled per ISA): output planes, input-gradient planes
+// or weight-gradient output channels [begin, end).
+#define CONVFORGE_DECLARE_CONV2D_DIRECT(isa)                                                      \
+  void conv2d_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* w,      \
+                                       const void* b, void* y, int64_t begin, int64_t end);       \
+  void conv2d_depthwise_backward_input__##isa(const Conv2dParams& p, const void* dy,             \
+                                              const void* w, void* dx, int64_t begin,            \
+                                              int64_t end);                                       \
+  void conv2d_depthwise_backward_weight__##isa(const Conv2dParams& p, const void* dy,            \
+                                               const void* x, void* dw, int64_t begin,           \
+                                               int64_t end);
+CONVFORGE_DECLARE_CONV2D_DIRECT(scalar)
+CONVFORGE_DECLARE_CONV2D_DIRECT(avx2)
+CONVFORGE_DECLARE_CONV2D_DIRECT(avx512)
+#undef CONVFORGE_DECLARE_CONV2D_DIRECT
+
+}  // namespace convforge::cpu
+
+// conv2d's Winograd F(4x4, 3x3) transforms (cpu/conv2d/winograd_f4x3_kernels.h compiled per ISA).
+namespace convforge::cpu::conv::winograd {
+#define CONVFORGE_DECLARE_WINOGRAD(isa)                                                           \
+  float winograd_f4x3_input__##isa(const float*, const Plane&, int64_t, int64_t, const Block&,     \
+                                   float*, int64_t, int64_t, float*);                             \
+  void winograd_f4x3_output__##isa(const float*, int64_t, const Block&, float, float*, const Plane&, \
+                                   float*);                                                       \
+  bool winograd_f4x3_weight__##isa(const float*, int64_t, float*, int64_t, int64_t);                \
+  float winograd_f4x3_grad_output__##isa(const float*, const Plane&, const Block&, float*, int64_t,  \
+                                         int64_t, float*);                                         \
+  void winograd_f4x3_weight_grad__##isa(const float*, int64_t, int64_t, float*);
+CONVFORGE_DECLARE_WINOGRAD(scalar)
+CONVFORGE_DECLARE_WINOGRAD(avx2)
+CONVFORGE_DECLARE_WINOGRAD(avx512)
+#undef CONVFORGE_DECLARE_WINOGRAD
+}  // namespace convforge::cpu::conv::winograd
+
+namespace convforge::cpu {
+
 struct IsaKernels {
   Isa isa = Isa::scalar;
 
@@ -69,13 +105,14 @@ struct IsaKernels {
   void (*avg_pool2d_forward)(const Pool2dParams&, const void*, void*) = nullptr;
   void (*avg_pool2d_backward)(const Pool2dParams&, const void*, void*) = nullptr;
 
-  // Depthwise conv2d (conv2d_depthwise.h): a slot, not filled yet (see the top of this file).
+  // conv2d: the direct loops (one input channel per group, ...) and the Winograd transforms.
   void (*conv2d_depthwise_forward)(const Conv2dParams&, const void*, const void*, const void*,
                                    void*, int64_t, int64_t) = nullptr;
   void (*conv2d_depthwise_backward_input)(const Conv2dParams&, const void*, const void*, void*,
                                           int64_t, int64_t) = nullptr;
   void (*conv2d_depthwise_backward_weight)(const Conv2dParams&, const void*, const void*, void*,
                                            int64_t, int64_t) = nullptr;
+  conv::winograd::Transforms winograd_f4x3 = {};
 
   // FMA probe: one call of fma_chains runs iters rounds of fma_probe_flops FLOP each.
   double (*fma_chains)(int64_t iters, float a, float b) = nullptr;

@@ -20,28 +20,14 @@
 #include "cpu/conv2d/algorithm.h"
 #include "cpu/conv2d/winograd_f4x3.h"
 #include "cpu/gemm.h"
+#include "cpu/isa_table.h"
 
 namespace convforge::cpu::conv {
 namespace {
 
 using namespace winograd;
 
-#define CONVFORGE_WINOGRAD_TRANSFORMS(isa)                                                        \
-  Transforms {                                                                                    \
-    winograd_f4x3_input__##isa, winograd_f4x3_output__##isa, winograd_f4x3_weight__##isa,         \
-        winograd_f4x3_grad_output__##isa, winograd_f4x3_weight_grad__##isa                        \
-  }
-Transforms transforms() {
-#if defined(CONVFORGE_X86)
-  switch (active_isa()) {
-    case Isa::avx512: return CONVFORGE_WINOGRAD_TRANSFORMS(avx512);
-    case Isa::avx2: return CONVFORGE_WINOGRAD_TRANSFORMS(avx2);
-    default: break;
-  }
-#endif
-  return CONVFORGE_WINOGRAD_TRANSFORMS(scalar);
-}
-#undef CONVFORGE_WINOGRAD_TRANSFORMS
+const Transforms& transforms() { return isa_kernels().winograd_f4x3; }
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
@@ -178,7 +164,7 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
   const auto* x = static_cast<const float*>(x_);
   auto* dw = static_cast<float*>(dw_);
   const Plan s = grad_weight_plan(p);
-  const Transforms tf = transforms();
+  const Transforms& tf = transforms();
   const GemmKernel<float> kern = gemm_kernel<float>();
   const int64_t per_chunk = chunk_blocks(s), ld = per_chunk * s.block;
   float* v = arena.shared<float>();
@@ -242,7 +228,7 @@ Workspace winograd_f4x3_workspace(const Conv2dParams& p, Pass pass, int threads)
 bool winograd_f4x3_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
                            const void* bias, void* y) {
   const Plan s = plan(p, get_num_threads());
-  const Transforms tf = transforms();
+  const Transforms& tf = transforms();
   const GemmKernel<float> kern = gemm_kernel<float>();
   float* u = arena.shared<float>();
   std::atomic<bool> finite{true};

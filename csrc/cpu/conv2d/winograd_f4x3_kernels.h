@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "cpu/conv2d/winograd_f4x3.h"
+#include "cpu/isa_table.h"
 
 namespace convforge::cpu::conv::winograd {
 // Internal linkage: each per-ISA translation unit keeps its own copy of these templates (and no
