@@ -205,43 +205,28 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
   weight.require_dtype(input.dtype);
   weight.require_same_device(input);
   weight.require_contiguous();
-  CHECK(groups > 0, "groups: expected a positive integer, got ", groups);
   CHECK(input.shape[2] > 0 && input.shape[3] > 0, input.name,
         ": expected non-empty height and width (only the batch or channels may be empty, as in "
         "torch), got shape ", input.shape_str());
   CHECK(weight.shape[0] > 0, "weight: expected at least one output channel (as torch), got shape ",
         weight.shape_str());
-  require_window_param("weight", Pair{weight.shape[2], weight.shape[3]});
-  require_window_param("stride", stride);
-  require_window_param("padding", padding);
-  require_window_param("dilation", dilation);
+  const int64_t kernel[2] = {weight.shape[2], weight.shape[3]};
+  conv2d_check_window(kernel, stride.data(), padding.data(), dilation.data());
   Conv2dParams p;
   p.dtype = input.dtype;
   p.device = input.device;
   p.stream = launch_stream(p.device);
   p.n = input.shape[0], p.c_in = input.shape[1], p.h = input.shape[2], p.w = input.shape[3];
   p.c_out = weight.shape[0], p.kh = weight.shape[2], p.kw = weight.shape[3], p.groups = groups;
-  CHECK(p.c_in % groups == 0, "groups: expected a divisor of the input's ", p.c_in,
-        " channels, got ", groups);
-  CHECK(p.c_out % groups == 0, "groups: expected a divisor of weight's ", p.c_out,
-        " output channels, got ", groups);
-  CHECK(weight.shape[1] * groups == p.c_in, "weight: expected ", p.c_in / groups,
-        " input channels per group (input has ", p.c_in, " channels, groups=", groups, "), got ",
-        weight.shape[1], " (weight ", weight.shape_str(), ")");
-  CHECK(stride[0] > 0 && stride[1] > 0, "stride: expected positive values, got (", stride[0], ", ",
-        stride[1], ")");
-  CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation: expected positive values, got (",
-        dilation[0], ", ", dilation[1], ")");
-  for (int64_t pad : padding) CHECK(pad >= 0, "padding: expected non-negative values, got ", pad);
   p.stride_h = stride[0], p.stride_w = stride[1];
   p.pad_h = padding[0], p.pad_w = padding[2];
   p.dilation_h = dilation[0], p.dilation_w = dilation[1];
   p.out_h = conv_out_size(p.h, p.kh, p.stride_h, padding[0], padding[1], p.dilation_h);
   p.out_w = conv_out_size(p.w, p.kw, p.stride_w, padding[2], padding[3], p.dilation_w);
-  CHECK(p.out_h > 0 && p.out_w > 0, "weight: expected a kernel no larger than the padded input (",
-        p.h + padding[0] + padding[1], " x ", p.w + padding[2] + padding[3],
-        "), got an effective kernel of ", p.dilation_h * (p.kh - 1) + 1, " x ",
-        p.dilation_w * (p.kw - 1) + 1);
+  conv2d_check(p);
+  CHECK(weight.shape[1] * groups == p.c_in, "weight: expected ", p.c_in / groups,
+        " input channels per group (input has ", p.c_in, " channels, groups=", groups, "), got ",
+        weight.shape[1], " (weight ", weight.shape_str(), ")");
   return p;
 }
 
@@ -485,10 +470,7 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("conv2d_output_size",
         [](int64_t h, int64_t w, Pair kernel, Pair stride, Quad padding, Pair dilation) {
-          require_window_param("weight", kernel);
-          require_window_param("stride", stride);
-          require_window_param("padding", padding);
-          require_window_param("dilation", dilation);
+          conv2d_check_window(kernel.data(), stride.data(), padding.data(), dilation.data());
           return Pair{conv_out_size(h, kernel[0], stride[0], padding[0], padding[1], dilation[0]),
                       conv_out_size(w, kernel[1], stride[1], padding[2], padding[3], dilation[1])};
         });

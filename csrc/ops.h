@@ -59,6 +59,13 @@ struct Conv2dParams {
   const char* algorithm = nullptr;
   void* stream = nullptr;
 };
+// The checks on conv2d's arguments, made in this one place (ValueError naming the argument):
+// conv2d_check_window before any size arithmetic -- kernel, stride, padding (top, bottom, left,
+// right) and dilation, each at most 2^31 - 1 so that no size or index computation overflows --
+// and conv2d_check on a whole problem. Every conv2d entry point calls conv2d_check.
+void conv2d_check_window(const int64_t kernel[2], const int64_t stride[2], const int64_t padding[4],
+                         const int64_t dilation[2]);
+void conv2d_check(const Conv2dParams& p);
 // output (n, c_out, out_h, out_w) = conv(input, weight) + bias; bias may be null.
 void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight, const void* bias,
                     void* output);

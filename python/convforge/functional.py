@@ -88,8 +88,6 @@ def _conv_padding(padding, weight_shape, stride, dilation):
             pads += [total // 2, total - total // 2]
         return tuple(pads)
     ph, pw = pair(padding, "padding")
-    if min(ph, pw) < 0:
-        raise ValueError(f"padding: expected non-negative values, got {padding!r}")
     return (ph, ph, pw, pw)
 
 
@@ -104,12 +102,14 @@ def _batched(x, name, ndim=4):
 
 
 def _conv_args(weight, stride, padding, dilation, groups):
-    stride = positive_pair(stride, "stride")
-    dilation = positive_pair(dilation, "dilation")
+    """Parses the torch-style arguments; their values are checked in one place, the compiled
+    conv2d_check."""
+    stride = pair(stride, "stride")
+    dilation = pair(dilation, "dilation")
     if weight.ndim != 4:
         raise ValueError(f"weight: expected 4 dimensions, got {weight.ndim} (shape {weight.shape})")
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups <= 0:
-        raise ValueError(f"groups: expected a positive integer, got {groups!r}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"groups: expected an integer, got {groups!r}")
     return stride, _conv_padding(padding, weight.shape, stride, dilation), dilation, int(groups)
 
 
