@@ -105,5 +105,15 @@ void with_dtype(const Conv2dParams& p, Fn&& fn) {
     fn(double{});
 }
 
+// An untyped forward entry of the list over a typed body: fn(x, w, bias, y) with T* pointers.
+template <typename Fn>
+bool typed_forward(const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y, Fn&& fn) {
+  with_dtype(p, [&](auto zero) {
+    using T = decltype(zero);
+    fn(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y));
+  });
+  return true;
+}
+
 }  // namespace
 }  // namespace convforge::cpu::conv

@@ -238,12 +238,7 @@ Workspace gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
 
 bool gemm_im2col_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
                          const void* bias, void* y) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    forward(p, arena, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
-            static_cast<T*>(y));
-  });
-  return true;
+  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, arena, typed...); });
 }
 
 void gemm_im2col_grad_input(const Conv2dParams& p, const Arena& arena, const void* dy, const void* w,

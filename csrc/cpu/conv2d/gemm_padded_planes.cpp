@@ -147,14 +147,9 @@ Workspace gemm_padded_planes_workspace(const Conv2dParams& p, Pass, int) {
   return {0, size_t(dtype_size(p.dtype) * (band_offset(planes) + band)), 0};
 }
 
-bool gemm_padded_planes_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
-                                const void* bias, void* y) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    forward(p, arena, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
-            static_cast<T*>(y));
-  });
-  return true;
+bool gemm_padded_planes_forward(const Conv2dParams& p, const Arena& arena, const void* x,
+                                const void* w, const void* bias, void* y) {
+  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, arena, typed...); });
 }
 
 }  // namespace convforge::cpu::conv

@@ -35,12 +35,7 @@ Workspace gemm_pointwise_workspace(const Conv2dParams&, Pass, int) { return {}; 
 
 bool gemm_pointwise_forward(const Conv2dParams& p, const Arena&, const void* x, const void* w,
                             const void* bias, void* y) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    forward(p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
-            static_cast<T*>(y));
-  });
-  return true;
+  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, typed...); });
 }
 
 }  // namespace convforge::cpu::conv
