@@ -1,9 +1,7 @@
 // CPU GEMM entry point, microkernel table and per-thread workspaces (the loops are in gemm.h).
 #include "cpu/gemm.h"
 
-#include <cstdlib>
-#include <new>
-
+#include "core/scratch.h"
 #include "cpu/isa_table.h"
 #include "cpu/kernels.h"
 
@@ -30,23 +28,8 @@ int gemm_threads(int64_t m, int64_t n, int64_t k) {
 }
 
 void* gemm_workspace(int slot, size_t bytes) {
-  struct Buffer {
-    void* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  static thread_local Buffer buffers[4];
-  Buffer& buf = buffers[slot];
-  if (buf.size < bytes) {
-    std::free(buf.data);
-    buf.size = (bytes + 4095) / 4096 * 4096;
-    buf.data = std::aligned_alloc(64, buf.size);
-    if (!buf.data) {
-      buf.size = 0;
-      throw std::bad_alloc();
-    }
-  }
-  return buf.data;
+  static thread_local Scratch buffers[2];
+  return buffers[slot].reserve(bytes);
 }
 
 template <typename T>

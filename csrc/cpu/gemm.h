@@ -37,7 +37,7 @@
 //   Threads splitting M pack one shared B block together (each packs some of its panels); a
 //   thread alone packs its B block in chunks, just before the microkernel first needs them.
 //   Packing buffers come from gemm_workspace() slots 0 and 1 (per thread, reused, grown on
-//   demand); callers may use slots 2 and 3 for their own per-thread scratch.
+//   demand); callers bring their own scratch (the convolutions: one arena per call).
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -98,7 +98,7 @@ GemmKernel<T> gemm_kernel() {
 // get_num_threads()).
 int gemm_threads(int64_t m, int64_t n, int64_t k);
 
-// A per-thread, 64-byte aligned buffer of at least `bytes`, reused across calls (slot 0..3).
+// A per-thread, 64-byte aligned buffer of at least `bytes`, reused across calls (slot 0 or 1).
 void* gemm_workspace(int slot, size_t bytes);
 
 // The per-ISA microkernels are declared in isa_table.h, with the rest of each ISA's code.

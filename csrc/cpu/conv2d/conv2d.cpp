@@ -1,9 +1,7 @@
 // conv2d on the CPU: each pass asks the chooser (algorithms.cpp) which algorithm runs, and runs
 // it with one scratch arena sized from what that algorithm declares.
-#include <cstdlib>
-#include <new>
-
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "cpu/conv2d/algorithm.h"
 #include "cpu/conv2d/gemm_common.h"
 #include "cpu/kernels.h"
@@ -15,22 +13,8 @@ namespace {
 // The calling thread's memory for its arenas, grown on demand and kept for the next call
 // (first touch of fresh memory is slow).
 char* arena_memory(size_t bytes) {
-  struct Buffer {
-    char* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buf;
-  if (buf.size < bytes) {
-    std::free(buf.data);
-    buf.size = (bytes + 4095) / 4096 * 4096;
-    buf.data = static_cast<char*>(std::aligned_alloc(64, buf.size));
-    if (!buf.data) {
-      buf.size = 0;
-      throw std::bad_alloc();
-    }
-  }
-  return buf.data;
+  thread_local Scratch memory;
+  return static_cast<char*>(memory.reserve(bytes));
 }
 
 size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
