@@ -1,5 +1,6 @@
 // winograd_f4x3: Winograd F(4x4, 3x3) (winograd_f4x3.h) for 3x3 convolutions with stride 1 and
-// dilation 1, float32, forward (and so grad_input, as the flipped-weight forward).
+// dilation 1, float32: forward (and so grad_input, as the flipped-weight forward) and, at the
+// bottom of this file, grad_weight as the forward's adjoint.
 //
 // The output is cut into 4x4 tiles, numbered along rows over all images. Per block of tiles
 // (a few GEMM panels wide), for each group:
@@ -11,7 +12,7 @@
 // V and M of a block stay in cache; no transformed tensor of the whole input exists. Blocks are
 // independent and each output is computed by one thread in a fixed order: the bits do not depend
 // on the thread count. NaN or Inf in the input or weight would spread over whole tiles through
-// the transforms, so the algorithm then declines and the next one of the list runs.
+// the transforms, so the algorithm then declines and the chooser's pick without it runs.
 #include <algorithm>
 #include <atomic>
 
