@@ -184,13 +184,20 @@ def _softmax_dim(module, ndim):
     return dim % max(ndim, 1) if ndim else None
 
 
-class Softmax(_Elementwise):
-    """``exp(x) / sum(exp(x))`` along ``dim``, as ``torch.nn.Softmax`` (shifted by the maximum, so
-    large inputs do not overflow)."""
+class _AlongDim(_Elementwise):
+    """An activation computed along one dimension (Softmax, LogSoftmax)."""
 
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
+    """``exp(x) / sum(exp(x))`` along ``dim``, as ``torch.nn.Softmax`` (shifted by the maximum, so
+    large inputs do not overflow)."""
 
     def forward(self, input):
         _check_array(input)
@@ -206,16 +213,9 @@ class Softmax(_Elementwise):
             return None
         return out * (grad_output - (grad_output * out).sum(axis=dim, keepdims=True))
 
-    def extra_repr(self):
-        return f"dim={self.dim}"
 
-
-class LogSoftmax(_Elementwise):
+class LogSoftmax(_AlongDim):
     """``x - log(sum(exp(x)))`` along ``dim``, as ``torch.nn.LogSoftmax`` (stable for large inputs)."""
-
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
 
     def forward(self, input):
         _check_array(input)
@@ -231,5 +231,3 @@ class LogSoftmax(_Elementwise):
             return None
         return grad_output - np.exp(out) * grad_output.sum(axis=dim, keepdims=True)
 
-    def extra_repr(self):
-        return f"dim={self.dim}"

@@ -63,12 +63,16 @@ def zeros_(tensor):
     return tensor
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
-    """He initialisation: U(-bound, bound) with bound = gain * sqrt(3 / fan)."""
+def _kaiming_fan(tensor, mode):
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode: expected 'fan_in' or 'fan_out', got {mode!r}")
-    fan = fan_in if mode == "fan_in" else fan_out
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """He initialisation: U(-bound, bound) with bound = gain * sqrt(3 / fan)."""
+    fan = _kaiming_fan(tensor, mode)
     if fan == 0:
         return tensor
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
@@ -112,10 +116,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """He initialisation: N(0, std^2) with std = gain / sqrt(fan)."""
-    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode: expected 'fan_in' or 'fan_out', got {mode!r}")
-    fan = fan_in if mode == "fan_in" else fan_out
+    fan = _kaiming_fan(tensor, mode)
     if fan == 0:
         return tensor
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)
