@@ -31,6 +31,8 @@ class Arena {
  public:
   Arena(char* base, const Workspace& ws, int threads);
   static size_t bytes(const Workspace& ws, int threads);
+  // Every part starts on a cache line.
+  static size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
   template <typename T>
   T* shared() const { return reinterpret_cast<T*>(base_); }
   template <typename T>

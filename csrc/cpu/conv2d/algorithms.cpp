@@ -198,7 +198,6 @@ const Algorithm& fallback(const Conv2dParams& p, Pass pass) {
 // The arena.
 
 namespace {
-size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
 int thread_number() {
 #if defined(CONVFORGE_OPENMP)
   return omp_get_thread_num();

@@ -17,8 +17,6 @@ char* arena_memory(size_t bytes) {
   return static_cast<char*>(memory.reserve(bytes));
 }
 
-size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
-
 // Bytes of a pass run by `a`, and by its fallback when it may decline.
 size_t pass_bytes(const Algorithm& a, const Conv2dParams& p, Pass pass, int threads) {
   size_t bytes = Arena::bytes(a.workspace(p, pass, threads), threads);
@@ -108,7 +106,8 @@ void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void*
     // grad_input = conv(grad_output, flipped weight): the flipped weight first, then the forward's arena.
     Conv2dParams q;
     flipped_problem(p, &q);
-    const size_t head = aligned(size_t(dtype_size(p.dtype)) * p.c_out * (p.c_in / p.groups) * p.kh * p.kw);
+    const size_t head =
+        Arena::aligned(size_t(dtype_size(p.dtype)) * p.c_out * (p.c_in / p.groups) * p.kh * p.kw);
     char* memory = arena_memory(head + pass_bytes(a, q, Pass::forward, threads));
     with_dtype(p, [&](auto zero) {
       using T = decltype(zero);

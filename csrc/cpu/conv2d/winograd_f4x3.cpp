@@ -30,8 +30,6 @@ using namespace winograd;
 
 const Transforms& transforms() { return isa_kernels().winograd_f4x3; }
 
-int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
-
 struct Plan {
   int64_t cig, cog, tiles_h, tiles_w, tiles;  // tiles: of all images
   int64_t mr, nr, kp;                          // microkernel tile; cog rounded up to mr
@@ -56,7 +54,7 @@ Plan plan(const Conv2dParams& p, int threads) {
   s.cig = p.c_in / p.groups, s.cog = p.c_out / p.groups;
   s.tiles_h = (p.out_h + kOut - 1) / kOut, s.tiles_w = (p.out_w + kOut - 1) / kOut;
   s.tiles = p.n * s.tiles_h * s.tiles_w;
-  s.mr = kern.mr, s.nr = kern.nr, s.kp = round_up(s.cog, kern.mr);
+  s.mr = kern.mr, s.nr = kern.nr, s.kp = detail::round_up(s.cog, kern.mr);
   // V and M of a block in about 2 MiB (L2 / L3), or as large as U (read once per block) when that
   // is larger; 2 to 16 panels wide, and at least one block per thread when there are tiles enough.
   constexpr int64_t kBlockBytes = int64_t{2} << 20;
