@@ -72,7 +72,8 @@ void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight
   using namespace conv;
   const Algorithm& a = *choose(p, Pass::forward, p.algorithm).algorithm;
   const int threads = get_num_threads();
-  forward_with(a, p, arena_memory(pass_bytes(a, p, Pass::forward, threads)), threads, input, weight, bias, output);
+  char* memory = arena_memory(pass_bytes(a, p, Pass::forward, threads));
+  forward_with(a, p, memory, threads, input, weight, bias, output);
 }
 
 void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void* input,

@@ -175,7 +175,8 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
     for (int64_t b0 = 0; b0 < s.blocks; b0 += per_chunk) {
       const int64_t b1 = std::min(s.blocks, b0 + per_chunk);
       const int64_t tiles = std::min(s.tiles, b1 * s.block) - b0 * s.block;
-      parallel_for(b1 - b0, threads_for(double(tiles) * kTaps * (s.cig + s.cog) * 8, 1 << 18), [&](int64_t i0, int64_t i1) {
+      const int transform_threads = threads_for(double(tiles) * kTaps * (s.cig + s.cog) * 8, 1 << 18);
+      parallel_for(b1 - b0, transform_threads, [&](int64_t i0, int64_t i1) {
         auto* runs = arena.item<TileRun>();
         float* scratch = arena.item<float>() + s.run_floats();
         float sum = 0.0f;
@@ -192,7 +193,8 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
         if (!(sum - sum == 0.0f)) finite.store(false, std::memory_order_relaxed);
       });
       if (!finite) return false;
-      parallel_for(kTaps, threads_for(double(tiles) * kTaps * s.cig * s.cog, 1 << 20), [&](int64_t e0, int64_t e1) {
+      const int product_threads = threads_for(double(tiles) * kTaps * s.cig * s.cog, 1 << 20);
+      parallel_for(kTaps, product_threads, [&](int64_t e0, int64_t e1) {
         for (int64_t e = e0; e < e1; ++e)
           gemm_packed(kern, s.cog, s.cig, tiles, 1.0f, StridedPackA<float>{z + e * s.cog * ld, ld, 1},
                       StridedPackB<float>{v + e * s.cig * ld, 1, ld}, b0 == 0 ? 0.0f : 1.0f,
@@ -218,7 +220,8 @@ Workspace winograd_f4x3_workspace(const Conv2dParams& p, Pass pass, int threads)
   if (pass == Pass::grad_weight) {
     const Plan s = grad_weight_plan(p);
     const int64_t ld = chunk_blocks(s) * s.block;
-    return {f * (kTaps * (s.cig + s.cog) * ld + kTaps * s.cog * s.cig), f * (s.run_floats() + s.transform_floats()), 0};
+    const int64_t shared = kTaps * (s.cig + s.cog) * ld + kTaps * s.cog * s.cig;  // V, Z, dU
+    return {f * shared, f * (s.run_floats() + s.transform_floats()), 0};
   }
   const Plan s = plan(p, threads);
   return {f * p.groups * s.u_floats(), f * s.item_floats(), 0};
