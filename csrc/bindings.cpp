@@ -104,14 +104,14 @@ static void require_float(const View& v) {
   CHECK_TYPE(v.dtype != DType::i64, v.name, ": expected dtype float32 or float64, got int64");
 }
 
-// An output: same dtype and device as the reference input, the shape given, C-contiguous,
-// writable, and not overlapping any input.
+// An output: same dtype and device as the reference input, the shape given, dense in the op's
+// layout (C-contiguous, or NHWC with channels_last), writable, and not overlapping any input.
 static void require_output(const View& out, const View& like, const std::vector<int64_t>& shape,
-                           std::initializer_list<const View*> inputs) {
+                           std::initializer_list<const View*> inputs, bool channels_last = false) {
   out.require_dtype(like.dtype);
   out.require_same_device(like);
   out.require_shape(shape);
-  out.require_contiguous();
+  out.require_dense(channels_last);
   out.require_writable();
   for (const View* in : inputs)
     if (in) out.require_disjoint(*in);
@@ -196,15 +196,18 @@ static void require_window_param(const char* name, const std::array<int64_t, N>&
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
+// The problem, and the layouts of its arrays: the activations (input, output, their gradients:
+// `activations`) are channels_last when one of them is, the weight (and grad_weight: `weights`)
+// independently.
 static Conv2dParams conv_params(const View& input, const View& weight, Pair stride, Quad padding,
-                                Pair dilation, int64_t groups) {
+                                Pair dilation, int64_t groups,
+                                std::initializer_list<const View*> activations,
+                                std::initializer_list<const View*> weights) {
   require_float(input);
   input.require_ndim(4);
-  input.require_contiguous();
   weight.require_ndim(4);
   weight.require_dtype(input.dtype);
   weight.require_same_device(input);
-  weight.require_contiguous();
   CHECK(input.shape[2] > 0 && input.shape[3] > 0, input.name,
         ": expected non-empty height and width (only the batch or channels may be empty, as in "
         "torch), got shape ", input.shape_str());
@@ -223,6 +226,10 @@ static Conv2dParams conv_params(const View& input, const View& weight, Pair stri
   p.dilation_h = dilation[0], p.dilation_w = dilation[1];
   p.out_h = conv_out_size(p.h, p.kh, p.stride_h, padding[0], padding[1], p.dilation_h);
   p.out_w = conv_out_size(p.w, p.kw, p.stride_w, padding[2], padding[3], p.dilation_w);
+  p.channels_last = channels_last_layout(activations);
+  p.weight_channels_last = channels_last_layout(weights);
+  input.require_dense(p.channels_last);
+  weight.require_dense(p.weight_channels_last);
   conv2d_check(p);
   CHECK(weight.shape[1] * groups == p.c_in, "weight: expected ", p.c_in / groups,
         " input channels per group (input has ", p.c_in, " channels, groups=", groups, "), got ",
@@ -236,7 +243,8 @@ static void py_conv2d_forward(const py::handle& input_obj, const py::handle& wei
   View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
   auto bias = to_optional_view(bias_obj, "bias");
   View output = to_view(output_obj, "output");
-  Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+  Conv2dParams p =
+      conv_params(input, weight, stride, padding, dilation, groups, {&input, &output}, {&weight});
   p.algorithm = algorithm.c_str();
   if (bias) {
     bias->require_dtype(p.dtype);
@@ -245,7 +253,7 @@ static void py_conv2d_forward(const py::handle& input_obj, const py::handle& wei
     bias->require_contiguous();
   }
   require_output(output, input, {p.n, p.c_out, p.out_h, p.out_w},
-                 {&input, &weight, bias ? &*bias : nullptr});
+                 {&input, &weight, bias ? &*bias : nullptr}, p.channels_last);
   py::gil_scoped_release release;
   conv2d_forward(p, input.data, weight.data, bias ? bias->data : nullptr, output.data);
 }
@@ -257,18 +265,21 @@ static void py_conv2d_backward(const py::handle& grad_output_obj, const py::hand
                                const std::string& algorithm) {
   View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
   View grad_output = to_view(grad_output_obj, "grad_output");
-  Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+  auto grad_input = to_optional_view(grad_input_obj, "grad_input");
+  auto grad_weight = to_optional_view(grad_weight_obj, "grad_weight");
+  auto grad_bias = to_optional_view(grad_bias_obj, "grad_bias");
+  Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups,
+                               {&input, &grad_output, grad_input ? &*grad_input : nullptr},
+                               {&weight, grad_weight ? &*grad_weight : nullptr});
   p.algorithm = algorithm.c_str();
   grad_output.require_dtype(p.dtype);
   grad_output.require_same_device(input);
   grad_output.require_shape({p.n, p.c_out, p.out_h, p.out_w});
-  grad_output.require_contiguous();
-  auto grad_input = to_optional_view(grad_input_obj, "grad_input");
-  auto grad_weight = to_optional_view(grad_weight_obj, "grad_weight");
-  auto grad_bias = to_optional_view(grad_bias_obj, "grad_bias");
-  if (grad_input) require_output(*grad_input, input, input.shape, {&input, &weight, &grad_output});
-  if (grad_weight) require_output(*grad_weight, input, weight.shape, {&input, &weight, &grad_output});
-  if (grad_bias) require_output(*grad_bias, input, {p.c_out}, {&input, &weight, &grad_output});
+  grad_output.require_dense(p.channels_last);
+  const std::initializer_list<const View*> inputs = {&input, &weight, &grad_output};
+  if (grad_input) require_output(*grad_input, input, input.shape, inputs, p.channels_last);
+  if (grad_weight) require_output(*grad_weight, input, weight.shape, inputs, p.weight_channels_last);
+  if (grad_bias) require_output(*grad_bias, input, {p.c_out}, inputs);
   py::gil_scoped_release release;
   conv2d_backward(p, grad_output.data, input.data, weight.data,
                   grad_input ? grad_input->data : nullptr, grad_weight ? grad_weight->data : nullptr,
@@ -523,7 +534,8 @@ PYBIND11_MODULE(_C, m) {
         [](const py::handle& input_obj, const py::handle& weight_obj, Pair stride, Quad padding,
            Pair dilation, int64_t groups, int pass, const std::string& algorithm) {
           const View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
-          Conv2dParams p = conv_params(input, weight, stride, padding, dilation, groups);
+          Conv2dParams p =
+              conv_params(input, weight, stride, padding, dilation, groups, {&input}, {&weight});
           p.algorithm = algorithm.c_str();
           return std::string(conv2d_cpu_chosen_algorithm(p, pass));
         });

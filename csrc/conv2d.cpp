@@ -45,6 +45,8 @@ void conv2d_check(const Conv2dParams& p) {
   CHECK(p.out_h > 0 && p.out_w > 0, "weight: expected a kernel no larger than the padded input, got an "
         "effective kernel of ", p.dilation_h * (p.kh - 1) + 1, " x ", p.dilation_w * (p.kw - 1) + 1,
         " for a ", p.h, " x ", p.w, " input (the output would be ", p.out_h, " x ", p.out_w, ")");
+  CHECK(p.device == Device::cpu || !(p.channels_last || p.weight_channels_last), "input: the '",
+        device_name(p.device), "' backend reads C-contiguous (NCHW) arrays, got channels_last ones");
   CHECK(p.device == Device::cpu || !p.algorithm || std::string(p.algorithm) == "auto",
         "algorithm: selects among the CPU algorithms; the '", device_name(p.device),
         "' backend has one, expected 'auto', got '", p.algorithm, "'");

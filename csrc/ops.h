@@ -43,9 +43,11 @@ struct GemmTile {
 GemmTile gemm_cpu_tile(DType dtype, Isa isa);
 
 // ---------------------------------------------------------------------------------------------
-// conv2d, NCHW, contiguous. weight is (c_out, c_in / groups, kh, kw). Padding is given as the
-// top/left amount; the bottom/right amount follows from out_h/out_w (which allows torch's
-// asymmetric padding='same' for even kernels).
+// conv2d. Arrays are dense, in one of two memory layouts: NCHW (C-contiguous), or with
+// channels_last NHWC (torch's channels_last: the input, output and their gradients). weight is
+// (c_out, c_in / groups, kh, kw), in memory OIHW, or OHWI with weight_channels_last (weight and
+// grad_weight). Padding is given as the top/left amount; the bottom/right amount follows from
+// out_h/out_w (which allows torch's asymmetric padding='same' for even kernels).
 struct Conv2dParams {
   DType dtype = DType::f32;
   Device device = Device::cpu;
@@ -55,6 +57,7 @@ struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_h = 0, pad_w = 0;
   int64_t dilation_h = 1, dilation_w = 1;
+  bool channels_last = false, weight_channels_last = false;  // CPU only
   // CPU: which algorithm of conv2d_cpu_algorithm_name() runs; null or "auto": the chooser decides.
   const char* algorithm = nullptr;
   void* stream = nullptr;
@@ -84,7 +87,8 @@ bool conv2d_winograd_enabled();
 void set_conv2d_winograd_enabled(bool enabled);
 
 // ---------------------------------------------------------------------------------------------
-// Pooling, NCHW, contiguous, over n * c independent planes.
+// Pooling over n * c independent planes. Arrays are dense NCHW, or with channels_last (CPU only)
+// dense NHWC: input, output, indices and the gradients alike.
 struct Pool2dParams {
   DType dtype = DType::f32;
   Device device = Device::cpu;
@@ -96,6 +100,7 @@ struct Pool2dParams {
   int64_t dilation_h = 1, dilation_w = 1;  // max pooling only
   bool count_include_pad = true;           // avg pooling only
   int64_t divisor_override = 0;            // avg pooling only; 0 means none
+  bool channels_last = false;
   void* stream = nullptr;
 };
 // indices: int64 flat offsets h * w + w within each plane; may be null. The backward adds each

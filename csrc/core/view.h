@@ -3,6 +3,7 @@
 // messages of the loud boundary (argument name, expected, actual).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,21 @@ struct View {
     }
     return true;
   }
+  // Dense NHWC memory seen as an NCHW array (torch's channels_last): strides (h*w*c, 1, w*c, c),
+  // any stride along a dimension of size 1.
+  bool is_channels_last_dense() const {
+    if (ndim() != 4) return false;
+    if (numel() == 0) return true;
+    const int64_t c = shape[1], w = shape[3], h = shape[2];
+    const int64_t expected[4] = {h * w * c, 1, w * c, c};
+    for (int i = 0; i < 4; ++i)
+      if (shape[i] != 1 && strides[i] != expected[i]) return false;
+    return true;
+  }
+  // Readable by a kernel in this layout: C-contiguous, or dense NHWC when channels_last.
+  bool is_dense(bool channels_last) const {
+    return channels_last ? is_channels_last_dense() : is_contiguous();
+  }
   // Byte range [lo, hi) touched by this view (empty views touch nothing).
   std::pair<uintptr_t, uintptr_t> byte_range() const {
     if (numel() == 0) return {0, 0};
@@ -81,6 +97,11 @@ struct View {
   void require_contiguous() const {
     CHECK(is_contiguous(), name, ": expected a C-contiguous array, got strides that are not");
   }
+  void require_dense(bool channels_last) const {
+    if (!channels_last) return require_contiguous();
+    CHECK(is_channels_last_dense(), name, ": expected a dense channels_last (NHWC) array like the "
+          "others, got strides that are not");
+  }
   void require_writable() const {
     CHECK(!readonly, name, ": expected a writable array, got a read-only one");
   }
@@ -95,5 +116,13 @@ struct View {
           other.name, ", got ", device_name(device));
   }
 };
+
+// The memory layout of an op's activation arrays: channels_last when one of them is dense NHWC
+// and not C-contiguous (the two coincide when, e.g., there is one channel).
+inline bool channels_last_layout(std::initializer_list<const View*> arrays) {
+  for (const View* v : arrays)
+    if (v && v->is_channels_last_dense() && !v->is_contiguous()) return true;
+  return false;
+}
 
 }  // namespace convforge

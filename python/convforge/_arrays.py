@@ -32,33 +32,92 @@ def check_array(x, name):
                         "(CuPy arrays and torch CUDA tensors are accepted too)")
 
 
-def as_input(x, name):
-    """A C-contiguous array the kernels can read; non-contiguous inputs are copied once."""
+def _element_strides(x):
+    stride = getattr(x, "stride", None)  # torch tensors (CPU ones too)
+    if callable(stride):
+        return tuple(stride())
+    return tuple(s // x.itemsize for s in x.strides)
+
+
+def channels_last(x):
+    """Whether a 4-D array is in channels_last (NHWC) memory format, by torch's rule on its
+    strides (``suggest_memory_format``): strides ordered C < W < H < N, with ties read as NCHW
+    (an N x 1 x 1 x 1 array, or one whose channel and batch strides agree)."""
+    if x.ndim != 4:
+        return False
+    shape, strides = x.shape, _element_strides(x)
+    if strides[1] == 0:
+        return False
+    low = 0
+    for d in (1, 3, 2, 0):
+        if shape[d] == 0 or strides[d] < low or (d == 0 and low == strides[1]):
+            return False
+        low = strides[d] * (shape[d] if shape[d] > 1 else 1)
+    return True
+
+
+def _nhwc_dense(x):
+    """Whether a 4-D array's memory is a dense N x H x W x C block (sizes of 1 have any stride)."""
+    n, c, h, w = x.shape
+    expected = {1: 1, 3: c, 2: c * w, 0: c * w * h}
+    strides = _element_strides(x)
+    return all(x.shape[d] == 1 or strides[d] == expected[d] for d in (0, 1, 2, 3))
+
+
+def reads_nhwc(x):
+    """Whether the kernels read this array's NHWC memory in place: host arrays on the CPU backend
+    (the CUDA kernels, real or emulated, read NCHW)."""
+    return type(x) is np.ndarray and _C.get_host_device() == "cpu"
+
+
+def as_input(x, name, channels_last=False):
+    """An array the kernels can read: C-contiguous (NCHW), or with ``channels_last`` a dense NHWC
+    block viewed as NCHW. Anything else is copied once into that layout."""
     library = _library(x)
+    if library is None:
+        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+    if channels_last:
+        if x.ndim != 4:
+            raise ValueError(f"{name}: expected 4 dimensions, got {x.ndim} (shape {x.shape})")
+        return x if _nhwc_dense(x) else to_channels_last(x)
     if library == "cupy":
         import cupy
 
         return cupy.ascontiguousarray(x)
     if library == "torch":
         return x.detach().contiguous()
-    if library is None:
-        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
     return np.ascontiguousarray(x)
 
 
-def empty(like, shape, dtype=None):
-    """An uninitialised output in the same library (and device) as `like`."""
+def to_channels_last(x):
+    """A copy of a 4-D array in dense NHWC memory, viewed as NCHW."""
+    library = _library(x)
+    if library == "torch":
+        import torch
+
+        return x.detach().contiguous(memory_format=torch.channels_last)
+    xp = np if library == "numpy" else __import__("cupy")
+    return xp.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def empty(like, shape, dtype=None, channels_last=False):
+    """An uninitialised output in the same library (and device) as `like`; with
+    ``channels_last`` a 4-D output in NHWC memory, viewed as NCHW."""
     library = _library(like)
+    if library == "torch":
+        import torch
+
+        dtype = like.dtype if dtype is None else getattr(torch, np.dtype(dtype).name)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        return torch.empty(shape, dtype=dtype, device=like.device, memory_format=memory_format)
+    if channels_last:
+        n, c, h, w = shape
+        return empty(like, (n, h, w, c), dtype).transpose(0, 3, 1, 2)
     if library == "cupy":
         import cupy
 
         with like.device:
             return cupy.empty(shape, dtype=like.dtype if dtype is None else dtype)
-    if library == "torch":
-        import torch
-
-        dtype = like.dtype if dtype is None else getattr(torch, np.dtype(dtype).name)
-        return torch.empty(shape, dtype=dtype, device=like.device)
     return np.empty(shape, dtype=like.dtype if dtype is None else dtype)
 
 

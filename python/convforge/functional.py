@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _C
 from ._args import pair, positive_pair
-from ._arrays import as_input, check_array, empty
+from ._arrays import as_input, channels_last, check_array, empty, reads_nhwc, to_channels_last
 # The compiled ops, run on the caller's GPU device and current stream for GPU arrays (convforge._C
 # is the raw module, used for host-side queries: this wrapper sets the CUDA context first).
 from ._arrays import ops_in_cuda_context as _ops
@@ -93,7 +93,7 @@ def _conv_padding(padding, weight_shape, stride, dilation):
 
 def _batched(x, name, ndim=4):
     """(input, was_unbatched): torch accepts an unbatched (C, H, W) input."""
-    x = as_input(x, name)
+    check_array(x, name)
     if x.ndim == ndim - 1:
         return x[None], True
     if x.ndim != ndim:
@@ -119,18 +119,40 @@ def _algorithm(algorithm):
     return algorithm
 
 
+def _layout(x, *others):
+    """(channels_last, nhwc): the memory format of the outputs by torch's rule (channels_last when
+    the input, or for conv2d the weight, is), and whether the kernels read and write NHWC in
+    place here (else they run on NCHW copies and the outputs are converted)."""
+    cl = channels_last(x) or any(channels_last(o) for o in others)
+    return cl, cl and reads_nhwc(x)
+
+
+def _in_format(out, cl, nhwc):
+    """An output computed in NCHW in the memory format of the call (channels_last: a copy)."""
+    return to_channels_last(out) if cl and not nhwc and out is not None else out
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
     """2-D convolution (cross-correlation) over an NCHW or unbatched CHW input, as
     ``torch.nn.functional.conv2d``: weight is (C_out, C_in / groups, kH, kW); padding is an int,
     a pair, ``'valid'`` or ``'same'``. ``algorithm`` forces one of the CPU algorithms of
-    :func:`conv2d_algorithms` (``'auto'``: the chooser decides, see :func:`conv2d_algorithm`)."""
+    :func:`conv2d_algorithms` (``'auto'``: the chooser decides, see :func:`conv2d_algorithm`).
+
+    Memory format follows torch: the output is channels_last (NHWC memory, e.g. an NHWC array
+    viewed as ``x_nhwc.transpose(0, 3, 1, 2)``) when the input or the weight is, else
+    C-contiguous. The CPU kernels read and write NHWC arrays in place; a weight in the other
+    layout is converted internally."""
     x, unbatched = _batched(input, "input")
-    weight = as_input(weight, "weight")
+    check_array(weight, "weight")
+    cl, nhwc = _layout(x, weight)
+    x = as_input(x, "input", nhwc)
+    weight = as_input(weight, "weight", nhwc and channels_last(weight))
     bias = None if bias is None else as_input(bias, "bias")
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
     oh, ow = _C.conv2d_output_size(x.shape[2], x.shape[3], weight.shape[2:], stride, pads, dilation)
-    out = empty(x, (x.shape[0], weight.shape[0], max(oh, 0), max(ow, 0)))
+    out = empty(x, (x.shape[0], weight.shape[0], max(oh, 0), max(ow, 0)), channels_last=nhwc)
     _ops.conv2d_forward(x, weight, bias, out, stride, pads, dilation, groups, _algorithm(algorithm))
+    out = _in_format(out, cl, nhwc)
     return out[0] if unbatched else out
 
 
@@ -138,19 +160,27 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
                     output_mask=(True, True, True), *, algorithm="auto"):
     """Gradients of :func:`conv2d`: ``(grad_input, grad_weight, grad_bias)``. Only the entries
     that ``output_mask`` asks for are computed; the others are ``None``. Deterministic.
-    ``algorithm`` forces one CPU algorithm for each gradient computed (it must apply to each)."""
+    ``algorithm`` forces one CPU algorithm for each gradient computed (it must apply to each).
+    grad_input is in the memory format of the forward's output, grad_weight in the weight's."""
     x, unbatched = _batched(input, "input")
-    grad_output = as_input(grad_output, "grad_output")
+    check_array(weight, "weight")
+    check_array(grad_output, "grad_output")
     if unbatched:
         grad_output = grad_output[None]
-    weight = as_input(weight, "weight")
+    cl, nhwc = _layout(x, weight)
+    weight_cl = channels_last(weight)
+    x = as_input(x, "input", nhwc)
+    grad_output = as_input(grad_output, "grad_output", nhwc)
+    weight = as_input(weight, "weight", nhwc and weight_cl)
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
     want_input, want_weight, want_bias = (bool(m) for m in output_mask)
-    grad_input = empty(x, x.shape) if want_input else None
-    grad_weight = empty(x, weight.shape) if want_weight else None
+    grad_input = empty(x, x.shape, channels_last=nhwc) if want_input else None
+    grad_weight = empty(x, weight.shape, channels_last=nhwc and weight_cl) if want_weight else None
     grad_bias = empty(x, (weight.shape[0],)) if want_bias else None
     _ops.conv2d_backward(grad_output, x, weight, grad_input, grad_weight, grad_bias,
                          stride, pads, dilation, groups, _algorithm(algorithm))
+    grad_input = _in_format(grad_input, cl, nhwc)
+    grad_weight = _in_format(grad_weight, weight_cl, nhwc)
     if unbatched and grad_input is not None:
         grad_input = grad_input[0]
     return grad_input, grad_weight, grad_bias
@@ -165,19 +195,20 @@ def conv2d_algorithms():
 
 
 def conv2d_algorithm(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
-                     pass_="forward", dtype=np.float32, algorithm="auto"):
+                     pass_="forward", dtype=np.float32, algorithm="auto", channels_last=False):
     """The name of the CPU algorithm that :func:`conv2d` (``pass_='forward'``) or
-    :func:`conv2d_backward` (``'grad_input'``, ``'grad_weight'``) runs for this problem. A
-    grad_input named after a forward-only algorithm runs as the forward convolution of
-    grad_output with the flipped weight (stride 1). Raises ValueError where a forced
-    ``algorithm`` does not apply."""
+    :func:`conv2d_backward` (``'grad_input'``, ``'grad_weight'``) runs for this problem, on NCHW
+    arrays or with ``channels_last`` on NHWC ones. A grad_input named after a forward-only
+    algorithm runs as the forward convolution of grad_output with the flipped weight (stride 1).
+    Raises ValueError where a forced ``algorithm`` does not apply."""
     if pass_ not in _PASSES:
         raise ValueError(f"pass_: expected one of {', '.join(_PASSES)}, got {pass_!r}")
     dtype = np.dtype(dtype)
     # Arrays of the given shapes that are never touched (the chooser looks at shapes only).
-    x = np.empty(tuple(input_shape), dtype)
+    x, _ = _batched(np.empty(tuple(input_shape), dtype), "input")
     weight = np.empty(tuple(weight_shape), dtype)
-    x, _ = _batched(x, "input")
+    if channels_last:
+        x = empty(x, x.shape, channels_last=True)
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
     return _C.conv2d_chosen_algorithm(x, weight, stride, pads, dilation, groups, _PASSES[pass_],
                                         _algorithm(algorithm))
@@ -217,12 +248,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     ``h * W + w`` within each plane. ``padding`` may be at most half of ``kernel_size`` (torch's
     rule for ``max_pool2d_with_indices``, which autograd uses)."""
     x, unbatched = _batched(input, "input")
+    cl, nhwc = channels_last(x), False
+    x = as_input(x, "input", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
     shape = _pool_output(x, kernel, stride, padding, dilation, ceil_mode)
-    out = empty(x, shape)
-    indices = empty(x, shape, np.int64) if return_indices else None
+    out = empty(x, shape, channels_last=nhwc)
+    indices = empty(x, shape, np.int64, channels_last=nhwc) if return_indices else None
     _ops.max_pool2d_forward(x, out, indices, kernel, stride, padding, dilation, bool(ceil_mode))
+    out, indices = _in_format(out, cl, nhwc), _in_format(indices, cl, nhwc)
     if unbatched:
         out = out[0]
         indices = None if indices is None else indices[0]
@@ -244,16 +278,20 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     in output order, as torch's do.
     """
     x, unbatched = _batched(input, "input")
-    grad_output = as_input(grad_output, "grad_output")
-    indices = as_input(indices, "indices")
+    check_array(grad_output, "grad_output")
+    check_array(indices, "indices")
     if indices.dtype != np.int64:
         raise TypeError(f"indices: expected dtype int64, got {indices.dtype}")
     if unbatched:
         grad_output, indices = grad_output[None], indices[None]
+    cl, nhwc = channels_last(x), False
+    grad_output = as_input(grad_output, "grad_output", nhwc)
+    indices = as_input(indices, "indices", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
-    grad_input = empty(x, x.shape)
+    grad_input = empty(x, x.shape, channels_last=nhwc)
     _ops.max_pool2d_backward(grad_output, indices, grad_input, kernel, stride, padding, dilation, bool(ceil_mode))
+    grad_input = _in_format(grad_input, cl, nhwc)
     return grad_input[0] if unbatched else grad_input
 
 
@@ -269,10 +307,13 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                divisor_override=None):
     """2-D average pooling as ``torch.nn.functional.avg_pool2d``, with torch's divisor rules."""
     x, unbatched = _batched(input, "input")
+    cl, nhwc = channels_last(x), False
+    x = as_input(x, "input", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
-    out = empty(x, _pool_output(x, kernel, stride, padding, (1, 1), ceil_mode))
+    out = empty(x, _pool_output(x, kernel, stride, padding, (1, 1), ceil_mode), channels_last=nhwc)
     _ops.avg_pool2d_forward(x, out, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
                           _divisor(divisor_override))
+    out = _in_format(out, cl, nhwc)
     return out[0] if unbatched else out
 
 
@@ -288,11 +329,14 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     ``grad_input``, its values are not read. Deterministic.
     """
     x, unbatched = _batched(input, "input")
-    grad_output = as_input(grad_output, "grad_output")
+    check_array(grad_output, "grad_output")
     if unbatched:
         grad_output = grad_output[None]
+    cl, nhwc = channels_last(x), False
+    grad_output = as_input(grad_output, "grad_output", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
-    grad_input = empty(x, x.shape)
+    grad_input = empty(x, x.shape, channels_last=nhwc)
     _ops.avg_pool2d_backward(grad_output, grad_input, kernel, stride, padding, bool(ceil_mode),
                            bool(count_include_pad), _divisor(divisor_override))
+    grad_input = _in_format(grad_input, cl, nhwc)
     return grad_input[0] if unbatched else grad_input

@@ -23,33 +23,44 @@ CONVFORGE_DECLARE_ALGORITHM(winograd_f4x3)
 CONVFORGE_DECLARE_ALGORITHM(gemm_pointwise)
 CONVFORGE_DECLARE_ALGORITHM(gemm_padded_planes)
 CONVFORGE_DECLARE_ALGORITHM(gemm_im2col)
+CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_pointwise)
+CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_im2col)
 #undef CONVFORGE_DECLARE_ALGORITHM
 void direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 void gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool winograd_f4x3_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+void nhwc_gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+bool nhwc_gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 int64_t padded_plane_width(const Conv2dParams& p);
 
 namespace {
 
-const Algorithm kDirect{"direct", "any problem forward; one input channel per group for the gradients",
+const Algorithm kDirect{"direct", "NCHW arrays; any problem forward; one input channel per group for the gradients",
                         direct_applies, direct_workspace, direct_forward, direct_grad_input,
                         direct_grad_weight};
-const Algorithm kWinograd{"winograd_f4x3", "float32, a 3x3 kernel, stride 1 and dilation 1",
+const Algorithm kWinograd{"winograd_f4x3", "NCHW float32 arrays, a 3x3 kernel, stride 1 and dilation 1",
                           winograd_f4x3_applies, winograd_f4x3_workspace, winograd_f4x3_forward,
                           nullptr, winograd_f4x3_grad_weight, true};
-const Algorithm kPointwise{"gemm_pointwise", "a 1x1 kernel, stride 1 and no padding",
+const Algorithm kPointwise{"gemm_pointwise", "NCHW arrays, a 1x1 kernel, stride 1 and no padding",
                            gemm_pointwise_applies, gemm_pointwise_workspace, gemm_pointwise_forward,
                            nullptr, nullptr};
-const Algorithm kPaddedPlanes{"gemm_padded_planes", "nothing (forward, and grad_input at stride 1)",
+const Algorithm kPaddedPlanes{"gemm_padded_planes", "NCHW arrays (forward, and grad_input at stride 1)",
                               gemm_padded_planes_applies, gemm_padded_planes_workspace,
                               gemm_padded_planes_forward, nullptr, nullptr};
-const Algorithm kIm2col{"gemm_im2col", "nothing (every pass)", gemm_im2col_applies,
+const Algorithm kIm2col{"gemm_im2col", "NCHW arrays (every pass)", gemm_im2col_applies,
                         gemm_im2col_workspace, gemm_im2col_forward, gemm_im2col_grad_input,
                         gemm_im2col_grad_weight};
+const Algorithm kNhwcPointwise{"nhwc_gemm_pointwise", "NHWC arrays, a 1x1 kernel, stride 1 and no padding",
+                               nhwc_gemm_pointwise_applies, nhwc_gemm_pointwise_workspace,
+                               nhwc_gemm_pointwise_forward, nullptr, nullptr};
+const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc_gemm_im2col_applies,
+                            nhwc_gemm_im2col_workspace, nhwc_gemm_im2col_forward,
+                            nhwc_gemm_im2col_grad_input, nhwc_gemm_im2col_grad_weight};
 
-const Algorithm* const kList[] = {&kDirect, &kWinograd, &kPointwise, &kPaddedPlanes, &kIm2col};
+const Algorithm* const kList[] = {&kDirect,  &kWinograd,      &kPointwise, &kPaddedPlanes,
+                                  &kIm2col,  &kNhwcPointwise, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
 std::atomic<bool> g_winograd{[] {
@@ -110,7 +121,14 @@ bool prefers_flipped_forward(const Conv2dParams& p) {
   return p.c_in == p.groups || p.c_in / p.groups >= kMinInputChannels;
 }
 
+// NHWC problems: the NHWC algorithms.
+const Algorithm& auto_forward_nhwc(const Conv2dParams& p) {
+  if (nhwc_gemm_pointwise_applies(p, Pass::forward)) return kNhwcPointwise;
+  return kNhwcIm2col;
+}
+
 const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true) {
+  if (p.channels_last) return auto_forward_nhwc(p);
   if (prefers_direct(p)) return kDirect;
   if (allow_winograd && winograd_f4x3_applies(p, Pass::forward) && prefers_winograd(p)) return kWinograd;
   if (gemm_pointwise_applies(p, Pass::forward)) return kPointwise;
@@ -128,6 +146,7 @@ bool prefers_winograd_grad_weight(const Conv2dParams& p) {
 }
 
 const Algorithm& auto_grad_weight(const Conv2dParams& p, bool allow_winograd = true) {
+  if (p.channels_last) return kNhwcIm2col;
   if (p.c_in == p.groups) return kDirect;
   if (allow_winograd && winograd_f4x3_applies(p, Pass::grad_weight) && prefers_winograd_grad_weight(p))
     return kWinograd;
@@ -183,7 +202,9 @@ Choice choose(const Conv2dParams& p, Pass pass, const char* forced) {
   switch (pass) {
     case Pass::forward: return {&auto_forward(p)};
     case Pass::grad_input:
-      if (flippable && prefers_flipped_forward(p)) return {&auto_forward(q), true};
+      // NHWC: the flipped forward writes grad_input in place, col2im adds into it.
+      if (flippable && (p.channels_last || prefers_flipped_forward(p))) return {&auto_forward(q), true};
+      if (p.channels_last) return {&kNhwcIm2col};
       return {p.c_in == p.groups ? &kDirect : &kIm2col};
     case Pass::grad_weight: return {&auto_grad_weight(p)};
   }

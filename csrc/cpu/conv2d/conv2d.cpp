@@ -1,5 +1,9 @@
 // conv2d on the CPU: each pass asks the chooser (algorithms.cpp) which algorithm runs, and runs
-// it with one scratch arena sized from what that algorithm declares.
+// it with one scratch arena sized from what that algorithm declares. The algorithms read the
+// weight in the activations' layout (OIHW for NCHW, OHWI for NHWC); a weight given in the other
+// one is converted here, into the head of the arena (it is small next to the activations).
+#include <vector>
+
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "cpu/conv2d/algorithm.h"
@@ -32,16 +36,40 @@ void forward_with(const Algorithm& a, const Conv2dParams& p, char* memory, int t
   f.forward(p, Arena(memory, f.workspace(p, Pass::forward, threads), threads), x, w, bias, y);
 }
 
-// w'[g][ci][co][t] = w[g][co][ci][kh * kw - 1 - t]: the weight of the flipped problem.
+// Where weight element (co, ci, tap) lies, for a weight whose (c_out, c_in / groups) are given:
+// at co * cig * taps + ci * ci_stride + tap * tap_stride. OIHW, or OHWI with channels_last.
+struct WeightLayout {
+  int64_t ci_stride, tap_stride;
+  WeightLayout(int64_t cig, int64_t taps, bool channels_last)
+      : ci_stride(channels_last ? 1 : taps), tap_stride(channels_last ? cig : 1) {}
+};
+
+size_t weight_bytes(const Conv2dParams& p) {
+  return Arena::aligned(size_t(dtype_size(p.dtype)) * p.c_out * (p.c_in / p.groups) * p.kh * p.kw);
+}
+
+// The weight in the other layout (from_channels_last: OHWI -> OIHW, else OIHW -> OHWI).
+template <typename T>
+void relayout_weight(const Conv2dParams& p, bool from_channels_last, const T* w, T* out) {
+  const int64_t cig = p.c_in / p.groups, taps = p.kh * p.kw, size = cig * taps;
+  const WeightLayout src(cig, taps, from_channels_last), dst(cig, taps, !from_channels_last);
+  for (int64_t co = 0; co < p.c_out; ++co, w += size, out += size)
+    for (int64_t ci = 0; ci < cig; ++ci)
+      for (int64_t t = 0; t < taps; ++t) out[ci * dst.ci_stride + t * dst.tap_stride] = w[ci * src.ci_stride + t * src.tap_stride];
+}
+
+// The weight of the flipped problem (flipped_problem()): w'[g * cig + ci][co][taps - 1 - t] =
+// w[g * cog + co][ci][t], from the weight's layout into the activations' one.
 template <typename T>
 void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
-  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, khw = p.kh * p.kw;
+  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw;
+  const WeightLayout src(cig, taps, p.weight_channels_last), dst(cog, taps, p.channels_last);
   for (int64_t grp = 0; grp < p.groups; ++grp)
     for (int64_t co = 0; co < cog; ++co)
       for (int64_t ci = 0; ci < cig; ++ci) {
-        const T* src = w + ((grp * cog + co) * cig + ci) * khw;
-        T* dst = flipped + ((grp * cig + ci) * cog + co) * khw;
-        for (int64_t t = 0; t < khw; ++t) dst[t] = src[khw - 1 - t];
+        const T* s = w + (grp * cog + co) * cig * taps + ci * src.ci_stride;
+        T* d = flipped + (grp * cig + ci) * cog * taps + co * dst.ci_stride;
+        for (int64_t t = 0; t < taps; ++t) d[(taps - 1 - t) * dst.tap_stride] = s[t * src.tap_stride];
       }
 }
 
@@ -49,6 +77,24 @@ void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
 template <typename T>
 void grad_bias(const Conv2dParams& p, const T* dy, T* db) {
   const int64_t ohw = p.out_h * p.out_w;
+  if (p.channels_last) {  // rows of c_out: blocks of rows summed along the channels, then added
+    constexpr int64_t kBlock = 64;
+    const int64_t rows = p.n * ohw;
+    std::vector<T> partial(p.c_out);
+    T* block = partial.data();
+    std::fill(db, db + p.c_out, T(0));
+    for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+      std::fill(block, block + p.c_out, T(0));
+      for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r) {
+        const T* row = dy + r * p.c_out;
+#pragma omp simd
+        for (int64_t co = 0; co < p.c_out; ++co) block[co] += row[co];
+      }
+#pragma omp simd
+      for (int64_t co = 0; co < p.c_out; ++co) db[co] += block[co];
+    }
+    return;
+  }
   parallel_for(p.c_out, threads_for(double(p.n) * p.c_out * ohw, 1 << 18), [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co) {
       T total = 0;
@@ -64,57 +110,87 @@ void grad_bias(const Conv2dParams& p, const T* dy, T* db) {
   });
 }
 
+// The problem as the algorithms see it: the weight in the activations' layout (the entry points
+// convert a weight given in the other one).
+Conv2dParams with_native_weight(const Conv2dParams& p) {
+  Conv2dParams q = p;
+  q.weight_channels_last = p.channels_last;
+  return q;
+}
+
+// Converts a weight in the other layout into `memory`; returns the weight the algorithms read.
+const void* native_weight(const Conv2dParams& p, const void* weight, char* memory) {
+  if (p.weight_channels_last == p.channels_last) return weight;
+  with_dtype(p, [&](auto zero) {
+    using T = decltype(zero);
+    relayout_weight(p, p.weight_channels_last, static_cast<const T*>(weight), reinterpret_cast<T*>(memory));
+  });
+  return memory;
+}
+
 }  // namespace
 }  // namespace conv
 
 void conv2d_forward(const Conv2dParams& p, const void* input, const void* weight, const void* bias,
                     void* output) {
   using namespace conv;
-  const Algorithm& a = *choose(p, Pass::forward, p.algorithm).algorithm;
+  const Conv2dParams q = with_native_weight(p);
+  const Algorithm& a = *choose(q, Pass::forward, p.algorithm).algorithm;
   const int threads = get_num_threads();
-  char* memory = arena_memory(pass_bytes(a, p, Pass::forward, threads));
-  forward_with(a, p, memory, threads, input, weight, bias, output);
+  const size_t head = p.weight_channels_last != p.channels_last ? weight_bytes(p) : 0;
+  char* memory = arena_memory(head + pass_bytes(a, q, Pass::forward, threads));
+  forward_with(a, q, memory + head, threads, input, native_weight(p, weight, memory), bias, output);
 }
 
 void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void* input,
                      const void* weight, void* grad_input, void* grad_weight, void* grad_bias) {
   using namespace conv;
   const int threads = get_num_threads();
+  const Conv2dParams q = with_native_weight(p);
+  const bool relayout = p.weight_channels_last != p.channels_last;
   if (grad_bias)
     with_dtype(p, [&](auto zero) {
       using T = decltype(zero);
       conv::grad_bias(p, static_cast<const T*>(grad_output), static_cast<T*>(grad_bias));
     });
-  if (grad_weight) {
-    const Algorithm& a = *choose(p, Pass::grad_weight, p.algorithm).algorithm;
-    char* memory = arena_memory(pass_bytes(a, p, Pass::grad_weight, threads));
-    if (!a.grad_weight(p, Arena(memory, a.workspace(p, Pass::grad_weight, threads), threads), grad_output,
-                       input, grad_weight)) {
-      const Algorithm& f = fallback(p, Pass::grad_weight);
-      f.grad_weight(p, Arena(memory, f.workspace(p, Pass::grad_weight, threads), threads), grad_output, input,
-                    grad_weight);
+  if (grad_weight) {  // into the weight's layout: through the arena when it is not the native one
+    const Algorithm& a = *choose(q, Pass::grad_weight, p.algorithm).algorithm;
+    const size_t head = relayout ? weight_bytes(p) : 0;
+    char* memory = arena_memory(head + pass_bytes(a, q, Pass::grad_weight, threads));
+    void* dw = relayout ? memory : grad_weight;
+    if (!a.grad_weight(q, Arena(memory + head, a.workspace(q, Pass::grad_weight, threads), threads),
+                       grad_output, input, dw)) {
+      const Algorithm& f = fallback(q, Pass::grad_weight);
+      f.grad_weight(q, Arena(memory + head, f.workspace(q, Pass::grad_weight, threads), threads),
+                    grad_output, input, dw);
     }
+    if (relayout)
+      with_dtype(p, [&](auto zero) {
+        using T = decltype(zero);
+        relayout_weight(p, p.channels_last, reinterpret_cast<const T*>(memory), static_cast<T*>(grad_weight));
+      });
   }
   if (grad_input) {
-    const Choice c = choose(p, Pass::grad_input, p.algorithm);
+    const Choice c = choose(q, Pass::grad_input, p.algorithm);
     const Algorithm& a = *c.algorithm;
     if (!c.flipped_forward) {
-      const Workspace ws = a.workspace(p, Pass::grad_input, threads);
-      a.grad_input(p, Arena(arena_memory(Arena::bytes(ws, threads)), ws, threads), grad_output, weight,
+      const Workspace ws = a.workspace(q, Pass::grad_input, threads);
+      const size_t head = relayout ? weight_bytes(p) : 0;
+      char* memory = arena_memory(head + Arena::bytes(ws, threads));
+      a.grad_input(q, Arena(memory + head, ws, threads), grad_output, native_weight(p, weight, memory),
                    grad_input);
       return;
     }
     // grad_input = conv(grad_output, flipped weight): the flipped weight first, then the forward's arena.
-    Conv2dParams q;
-    flipped_problem(p, &q);
-    const size_t head =
-        Arena::aligned(size_t(dtype_size(p.dtype)) * p.c_out * (p.c_in / p.groups) * p.kh * p.kw);
-    char* memory = arena_memory(head + pass_bytes(a, q, Pass::forward, threads));
+    Conv2dParams flipped;
+    flipped_problem(q, &flipped);
+    const size_t head = weight_bytes(p);
+    char* memory = arena_memory(head + pass_bytes(a, flipped, Pass::forward, threads));
     with_dtype(p, [&](auto zero) {
       using T = decltype(zero);
       flip_weight(p, static_cast<const T*>(weight), reinterpret_cast<T*>(memory));
     });
-    forward_with(a, q, memory + head, threads, grad_output, memory, nullptr, grad_input);
+    forward_with(a, flipped, memory + head, threads, grad_output, memory, nullptr, grad_input);
   }
 }
 

@@ -20,7 +20,7 @@ constexpr double kMinWorkPerThread = 1 << 16;
 }  // namespace
 
 bool direct_applies(const Conv2dParams& p, Pass pass) {
-  return pass == Pass::forward || p.c_in == p.groups;
+  return !p.channels_last && (pass == Pass::forward || p.c_in == p.groups);
 }
 
 Workspace direct_workspace(const Conv2dParams&, Pass, int) { return {}; }

@@ -82,6 +82,17 @@ struct BiasEpilogue {
   }
 };
 
+// Adds bias[column] to each finished tile of C (NHWC outputs: a row per pixel).
+template <typename T>
+struct ColumnBiasEpilogue {
+  const T* bias;
+  void operator()(T* c, int64_t ldc, int64_t, int64_t j, int64_t m, int64_t n) const {
+    for (int64_t r = 0; r < m; ++r)
+#pragma omp simd
+      for (int64_t t = 0; t < n; ++t) c[r * ldc + t] += bias[j + t];
+  }
+};
+
 // Runs fn(item, gemm_threads) for items [0, count): in parallel over items when there are enough
 // of them (each item's GEMM then runs on one thread), else one after another with threaded GEMMs.
 template <typename Fn>
@@ -93,6 +104,38 @@ void for_items(int64_t count, double work_per_item, int gemm_nt, Fn&& fn) {
     });
   } else {
     for (int64_t item = 0; item < count; ++item) fn(item, gemm_nt);
+  }
+}
+
+// grad_weight by slices of the batch: each slice of images sums into its own partial of the
+// weight gradient (slice 0 into dw itself), and the partials are added to dw in slice order. The
+// number of slices depends on the shape only (at most 8, partials of at most 2^20 elements in
+// all): the sums do not depend on the thread count.
+inline int64_t weight_slices(const Conv2dParams& p, const Geometry& g) {
+  constexpr int64_t kMaxSlices = 8, kMaxPartialElements = int64_t{1} << 20;
+  return std::clamp<int64_t>(kMaxPartialElements / std::max<int64_t>(p.c_out * g.k, 1), 1,
+                             std::min(kMaxSlices, std::max<int64_t>(p.n, 1)));
+}
+// The arena's shared part that holds the partials.
+inline size_t weight_partials_bytes(const Conv2dParams& p, const Geometry& g) {
+  return size_t(dtype_size(p.dtype)) * (weight_slices(p, g) - 1) * p.c_out * g.k;
+}
+// fn(group, first image, end image, the group's (cog x k) block of the slice's partial, GEMM
+// threads) for every slice and group.
+template <typename T, typename Fn>
+void sliced_grad_weight(const Conv2dParams& p, const Geometry& g, const Arena& arena, T* dw, Fn&& fn) {
+  const int64_t wsize = p.c_out * g.k, slices = weight_slices(p, g);
+  T* partials = arena.shared<T>();
+  auto slice_output = [&](int64_t s) { return s == 0 ? dw : partials + (s - 1) * wsize; };
+  const int64_t pixels = g.ohw * p.n / slices;
+  for_items(slices * p.groups, double(g.cog) * g.k * pixels, gemm_threads(g.cog, g.k, pixels),
+            [&](int64_t item, int nt) {
+              const int64_t s = item / p.groups, grp = item % p.groups;
+              fn(grp, p.n * s / slices, p.n * (s + 1) / slices, slice_output(s) + grp * g.cog * g.k, nt);
+            });
+  for (int64_t s = 1; s < slices; ++s) {
+    const T* part = slice_output(s);
+    for (int64_t e = 0; e < wsize; ++e) dw[e] += part[e];
   }
 }
 

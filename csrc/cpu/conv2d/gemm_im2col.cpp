@@ -130,14 +130,6 @@ int64_t dcol_rows(const Conv2dParams& p, const Geometry& g) {
   return std::clamp<int64_t>(kBandElements / std::max<int64_t>(g.k * p.out_w, 1), 1, p.out_h);
 }
 
-// Slices of the batch for grad_weight: each has a partial of the weight's size (at most 2^20
-// elements in all, at most 8).
-int64_t weight_slices(const Conv2dParams& p, const Geometry& g) {
-  constexpr int64_t kMaxSlices = 8, kMaxPartialElements = int64_t{1} << 20;
-  return std::clamp<int64_t>(kMaxPartialElements / std::max<int64_t>(p.c_out * g.k, 1), 1,
-                             std::min(kMaxSlices, std::max<int64_t>(p.n, 1)));
-}
-
 template <typename T>
 void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g = geometry(p);
@@ -195,29 +187,18 @@ void grad_weight(const Conv2dParams& p, const Arena& arena, const T* dy, const T
   const Geometry g = geometry(p);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const TapTable taps(p);
-  const int64_t wsize = p.c_out * g.k, slices = weight_slices(p, g);
-  T* partials = arena.shared<T>();
-  auto slice_output = [&](int64_t s) { return s == 0 ? dw : partials + (s - 1) * wsize; };
-  const double work = double(g.cog) * g.k * g.ohw * p.n / slices;
-  for_items(slices * p.groups, work, gemm_threads(g.cog, g.k, g.ohw * p.n / slices), [&](int64_t item, int nt) {
-    const int64_t s = item / p.groups, grp = item % p.groups;
-    const int64_t n0 = p.n * s / slices, n1 = p.n * (s + 1) / slices;
+  sliced_grad_weight(p, g, arena, dw, [&](int64_t grp, int64_t n0, int64_t n1, T* dwg, int nt) {
     const BatchPackA<T> pack_dy{dy + (n0 * p.c_out + grp * g.cog) * g.ohw, p.c_out * g.ohw, g.ohw};
     const BatchIm2colPackB<T> pack_x{p, taps, x + (n0 * p.c_in + grp * g.cig) * p.h * p.w, arena};
-    gemm_packed(kern, g.cog, g.k, (n1 - n0) * g.ohw, T(1), pack_dy, pack_x, T(0),
-                slice_output(s) + grp * g.cog * g.k, g.k, nt);
+    gemm_packed(kern, g.cog, g.k, (n1 - n0) * g.ohw, T(1), pack_dy, pack_x, T(0), dwg, g.k, nt);
   });
-  for (int64_t s = 1; s < slices; ++s) {
-    const T* part = slice_output(s);
-    for (int64_t e = 0; e < wsize; ++e) dw[e] += part[e];
-  }
 }
 
 }  // namespace
 
 // The entries of the list.
 
-bool gemm_im2col_applies(const Conv2dParams&, Pass) { return true; }
+bool gemm_im2col_applies(const Conv2dParams& p, Pass) { return !p.channels_last; }
 
 Workspace gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
   const Geometry g = geometry(p);
@@ -229,7 +210,7 @@ Workspace gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
   } else if (pass == Pass::grad_input) {
     ws.item = size * g.k * dcol_rows(p, g) * p.out_w;
   } else {
-    ws.shared = size * (weight_slices(p, g) - 1) * p.c_out * g.k;
+    ws.shared = weight_partials_bytes(p, g);
     ws.packing = p.dtype == DType::f32 ? batch_im2col_scratch_bytes(gemm_kernel<float>())
                                        : batch_im2col_scratch_bytes(gemm_kernel<double>());
   }

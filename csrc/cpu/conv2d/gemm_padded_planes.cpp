@@ -139,7 +139,9 @@ void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, 
 
 int64_t padded_plane_width(const Conv2dParams& p) { return PaddedPlanes(p).wq; }
 
-bool gemm_padded_planes_applies(const Conv2dParams&, Pass pass) { return pass == Pass::forward; }
+bool gemm_padded_planes_applies(const Conv2dParams& p, Pass pass) {
+  return !p.channels_last && pass == Pass::forward;
+}
 
 Workspace gemm_padded_planes_workspace(const Conv2dParams& p, Pass, int) {
   const PaddedPlanes planes(p);

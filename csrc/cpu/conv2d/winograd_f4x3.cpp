@@ -211,7 +211,7 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
 
 
 bool winograd_f4x3_applies(const Conv2dParams& p, Pass pass) {
-  return pass != Pass::grad_input && p.dtype == DType::f32 && p.kh == 3 && p.kw == 3 && p.stride_h == 1 &&
+  return !p.channels_last && pass != Pass::grad_input && p.dtype == DType::f32 && p.kh == 3 && p.kw == 3 && p.stride_h == 1 &&
          p.stride_w == 1 && p.dilation_h == 1 && p.dilation_w == 1;
 }
 

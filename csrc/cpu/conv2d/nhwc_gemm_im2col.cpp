@@ -1,0 +1,200 @@
+// nhwc_gemm_im2col: implicit GEMM on NHWC arrays, the pixels of all images as the GEMM's rows and
+// the channels as its contiguous depth (k = tap * cig + ci, the order of an OHWI weight). The
+// im2col matrix is never built: its rows are runs of cig channels of the input, gathered straight
+// into the driver's packed panels. Takes any NHWC problem; every pass.
+//   forward      Y_g (pixels x cog) = im2col(x_g) (pixels x k) * W_g^T + bias, written in place
+//                (row stride c_out).
+//   grad_input   dcol = dY_g * W_g (a band of pixels at a time, an L2-sized buffer), then col2im:
+//                runs of cig channels added into grad_input.
+//   grad_weight  dW_g (cog x k) = dY_g^T * im2col(x_g), the GEMM's depth running over the pixels
+//                of a slice of the batch (sliced_grad_weight).
+#include "cpu/conv2d/gemm_common.h"
+
+namespace convforge::cpu::conv {
+namespace {
+
+// Columns [k0, k0 + len) of the im2col row of output pixel q (over all images), into d: runs of
+// channels of one tap each, zeros where the tap falls in the padding. xg: the group's first
+// channel of the first image.
+template <typename T>
+inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, int64_t q, int64_t k0,
+                       int64_t len, T* d) {
+  const int64_t ohw = p.out_h * p.out_w, n = q / ohw, oh = q % ohw / p.out_w, ow = q % p.out_w;
+  const int64_t ih0 = oh * p.stride_h - p.pad_h, iw0 = ow * p.stride_w - p.pad_w;
+  int64_t tap = k0 / cig, ci = k0 % cig;
+  for (int64_t done = 0; done < len; ci = 0, ++tap) {
+    const int64_t run = std::min(cig - ci, len - done);
+    const int64_t ih = ih0 + tap / p.kw * p.dilation_h, iw = iw0 + tap % p.kw * p.dilation_w;
+    T* out = d + done;
+    if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w) {
+      const T* src = xg + ((n * p.h + ih) * p.w + iw) * p.c_in + ci;
+#pragma omp simd
+      for (int64_t t = 0; t < run; ++t) out[t] = src[t];
+    } else {
+      for (int64_t t = 0; t < run; ++t) out[t] = T(0);
+    }
+    done += run;
+  }
+}
+
+// The forward's A operand: A(q, k) = im2col row q. Rows are gathered into the thread's packing
+// scratch (mr x kc), then transposed into the panel.
+template <typename T>
+struct Im2colRowsPackA {
+  const Conv2dParams& p;
+  int64_t cig;
+  const T* xg;
+  const Arena& arena;
+  void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
+    T* rows = arena.packing<T>();
+    for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += mr * kc) {
+      const int64_t count = std::min(mr, mc - r0);
+      for (int64_t r = 0; r < count; ++r) im2col_row(p, cig, xg, i0 + r0 + r, k0, kc, rows + r * kc);
+      detail::pack_panels_any(rows, 1, kc, kc, count, mr, dst);
+    }
+  }
+};
+
+// grad_weight's B operand: B(q, k) = im2col row q0 + q, written straight into the panels (their
+// rows are im2col rows).
+template <typename T>
+struct Im2colColumnsPackB {
+  const Conv2dParams& p;
+  int64_t cig;
+  const T* xg;
+  int64_t q0;
+  void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
+    for (int64_t t0 = j0; t0 < j0 + nc; t0 += nr, dst += nr * kc) {
+      const int64_t width = std::min(nr, j0 + nc - t0);
+      for (int64_t r = 0; r < kc; ++r) {
+        T* d = dst + r * nr;
+        im2col_row(p, cig, xg, q0 + k0 + r, t0, width, d);
+        for (int64_t t = width; t < nr; ++t) d[t] = T(0);
+      }
+    }
+  }
+};
+
+// The adjoint of im2col_row for the pixels [q0, q0 + count): dx += col, col's rows of k.
+template <typename T>
+void col2im(const Conv2dParams& p, const Geometry& g, const T* col, int64_t q0, int64_t count, T* dxg) {
+  for (int64_t q = q0; q < q0 + count; ++q, col += g.k) {
+    const int64_t n = q / g.ohw, oh = q % g.ohw / p.out_w, ow = q % p.out_w;
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+      if (ih < 0 || ih >= p.h) continue;
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t iw = ow * p.stride_w - p.pad_w + j * p.dilation_w;
+        if (iw < 0 || iw >= p.w) continue;
+        T* d = dxg + ((n * p.h + ih) * p.w + iw) * p.c_in;
+        const T* s = col + (i * p.kw + j) * g.cig;
+#pragma omp simd
+        for (int64_t ci = 0; ci < g.cig; ++ci) d[ci] += s[ci];
+      }
+    }
+  }
+}
+
+// Pixels per grad_input band: a dcol buffer of about 2^17 elements.
+int64_t dcol_pixels(const Geometry& g) {
+  constexpr int64_t kBandElements = int64_t{1} << 17;
+  return std::clamp<int64_t>(kBandElements / std::max<int64_t>(g.k, 1), 1, std::max<int64_t>(g.ohw, 1));
+}
+
+template <typename T>
+void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, const T* bias, T* y) {
+  const Geometry g = geometry(p);
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  const int64_t pixels = p.n * g.ohw;
+  const int nt = gemm_threads(pixels, g.cog, g.k);
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    const Im2colRowsPackA<T> pack_x{p, g.cig, x + grp * g.cig, arena};
+    const StridedPackB<T> pack_w{w + grp * g.cog * g.k, 1, g.k};  // B(k, co) = w[co][k]
+    T* yg = y + grp * g.cog;
+    if (bias)
+      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt,
+                  ColumnBiasEpilogue<T>{bias + grp * g.cog});
+    else
+      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt);
+  }
+}
+
+template <typename T>
+void grad_input(const Conv2dParams& p, const Arena& arena, const T* dy, const T* w, T* dx) {
+  const Geometry g = geometry(p);
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  const int64_t band = dcol_pixels(g);
+  std::memset(dx, 0, sizeof(T) * p.n * p.h * p.w * p.c_in);
+  // Items (image, group) write disjoint elements of dx.
+  for_items(p.n * p.groups, double(g.cog) * g.k * g.ohw, gemm_threads(band, g.k, g.cog), [&](int64_t item, int nt) {
+    const int64_t n = item / p.groups, grp = item % p.groups;
+    const StridedPackB<T> pack_w{w + grp * g.cog * g.k, g.k, 1};  // B(co, k) = w[co][k]
+    T* col = arena.item<T>();
+    for (int64_t q0 = n * g.ohw; q0 < (n + 1) * g.ohw; q0 += band) {
+      const int64_t count = std::min(band, (n + 1) * g.ohw - q0);
+      const StridedPackA<T> pack_dy{dy + q0 * p.c_out + grp * g.cog, p.c_out, 1};
+      gemm_packed(kern, count, g.k, g.cog, T(1), pack_dy, pack_w, T(0), col, g.k, nt);
+      col2im(p, g, col, q0, count, dx + grp * g.cig);
+    }
+  });
+}
+
+template <typename T>
+void grad_weight(const Conv2dParams& p, const Arena& arena, const T* dy, const T* x, T* dw) {
+  const Geometry g = geometry(p);
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  sliced_grad_weight(p, g, arena, dw, [&](int64_t grp, int64_t n0, int64_t n1, T* dwg, int nt) {
+    const int64_t q0 = n0 * g.ohw;
+    const StridedPackA<T> pack_dy{dy + q0 * p.c_out + grp * g.cog, 1, p.c_out};  // A(co, q)
+    const Im2colColumnsPackB<T> pack_x{p, g.cig, x + grp * g.cig, q0};
+    gemm_packed(kern, g.cog, g.k, (n1 - n0) * g.ohw, T(1), pack_dy, pack_x, T(0), dwg, g.k, nt);
+  });
+}
+
+template <typename T>
+size_t rows_scratch_bytes(const GemmKernel<T>& kern) {
+  return sizeof(T) * kern.mr * kern.kc;
+}
+
+}  // namespace
+
+// The entries of the list.
+
+bool nhwc_gemm_im2col_applies(const Conv2dParams& p, Pass) { return p.channels_last; }
+
+Workspace nhwc_gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
+  const Geometry g = geometry(p);
+  Workspace ws;
+  if (pass == Pass::forward)
+    ws.packing = p.dtype == DType::f32 ? rows_scratch_bytes(gemm_kernel<float>())
+                                       : rows_scratch_bytes(gemm_kernel<double>());
+  else if (pass == Pass::grad_input)
+    ws.item = size_t(dtype_size(p.dtype)) * g.k * dcol_pixels(g);
+  else
+    ws.shared = weight_partials_bytes(p, g);
+  return ws;
+}
+
+bool nhwc_gemm_im2col_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
+                              const void* bias, void* y) {
+  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, arena, typed...); });
+}
+
+void nhwc_gemm_im2col_grad_input(const Conv2dParams& p, const Arena& arena, const void* dy, const void* w,
+                                 void* dx) {
+  with_dtype(p, [&](auto zero) {
+    using T = decltype(zero);
+    grad_input(p, arena, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+  });
+}
+
+bool nhwc_gemm_im2col_grad_weight(const Conv2dParams& p, const Arena& arena, const void* dy, const void* x,
+                                  void* dw) {
+  with_dtype(p, [&](auto zero) {
+    using T = decltype(zero);
+    grad_weight(p, arena, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
+  });
+  return true;
+}
+
+}  // namespace convforge::cpu::conv

@@ -1,0 +1,42 @@
+// nhwc_gemm_pointwise: on NHWC arrays a 1x1 convolution with stride 1 and no padding is one GEMM
+// per group over the pixels of all images, Y_g (pixels x cog) = X_g (pixels x cig) * W_g^T + bias:
+// rows of c_in and c_out channels, read and written in place. Forward only (grad_input runs it as
+// the flipped-weight forward, again 1x1).
+#include "cpu/conv2d/gemm_common.h"
+
+namespace convforge::cpu::conv {
+namespace {
+
+template <typename T>
+void forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  const Geometry g = geometry(p);
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  const int64_t pixels = p.n * g.ohw;
+  const int nt = gemm_threads(pixels, g.cog, g.cig);
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    const StridedPackA<T> pack_x{x + grp * g.cig, p.c_in, 1};
+    const StridedPackB<T> pack_w{w + grp * g.cog * g.cig, 1, g.cig};  // B(ci, co) = w[co][ci]
+    T* yg = y + grp * g.cog;
+    if (bias)
+      gemm_packed(kern, pixels, g.cog, g.cig, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt,
+                  ColumnBiasEpilogue<T>{bias + grp * g.cog});
+    else
+      gemm_packed(kern, pixels, g.cog, g.cig, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt);
+  }
+}
+
+}  // namespace
+
+bool nhwc_gemm_pointwise_applies(const Conv2dParams& p, Pass pass) {
+  return p.channels_last && pass == Pass::forward && p.kh == 1 && p.kw == 1 && p.stride_h == 1 &&
+         p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0 && p.out_h == p.h && p.out_w == p.w;
+}
+
+Workspace nhwc_gemm_pointwise_workspace(const Conv2dParams&, Pass, int) { return {}; }
+
+bool nhwc_gemm_pointwise_forward(const Conv2dParams& p, const Arena&, const void* x, const void* w,
+                                 const void* bias, void* y) {
+  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, typed...); });
+}
+
+}  // namespace convforge::cpu::conv
