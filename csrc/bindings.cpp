@@ -532,11 +532,12 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("conv2d_chosen_algorithm",
         [](const py::handle& input_obj, const py::handle& weight_obj, Pair stride, Quad padding,
-           Pair dilation, int64_t groups, int pass, const std::string& algorithm) {
+           Pair dilation, int64_t groups, int pass, const std::string& algorithm, bool channels_last) {
           const View input = to_view(input_obj, "input"), weight = to_view(weight_obj, "weight");
           Conv2dParams p =
               conv_params(input, weight, stride, padding, dilation, groups, {&input}, {&weight});
           p.algorithm = algorithm.c_str();
+          p.channels_last = p.weight_channels_last = channels_last;
           return std::string(conv2d_cpu_chosen_algorithm(p, pass));
         });
   m.def("conv2d_winograd_enabled", &conv2d_winograd_enabled);

@@ -216,6 +216,125 @@ def test_non_contiguous(case):
 
 
 # ----------------------------------------------------------------------------------------------
+# channels_last (NHWC) arrays: read and written in place, memory formats as torch's.
+
+
+def nhwc(a):
+    """The array in dense NHWC memory (OHWI for a weight), viewed as NCHW: torch's channels_last."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def is_channels_last(a):
+    """NHWC memory that is not also C-contiguous (for NumPy arrays and torch tensors)."""
+    if isinstance(a, torch.Tensor):
+        return a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous()
+    return a.transpose(0, 2, 3, 1).flags.c_contiguous and not a.flags.c_contiguous
+
+
+def ambiguous(shape):
+    """Whether an array of this shape is both NCHW and NHWC in memory (one channel, or a 1x1
+    plane): NumPy's strides cannot say which (torch keeps a flag)."""
+    return nhwc(np.empty(shape)).flags.c_contiguous
+
+
+# A weight that is both OIHW and OHWI (one input channel per group, or 1x1) shows channels_last
+# only through the input.
+LAYOUT_CASES = [(case, x_cl, w_cl)
+                for case in ["basic", "stride_2x3", "groups2", "depthwise_x2", "conv1x1", "tiles", "same_even",
+                             "dilation3", "k7s2p3"]
+                for x_cl, w_cl in [(True, False), (False, True), (True, True)]
+                if x_cl or not ambiguous(CASES[case][1])]
+
+
+@pytest.mark.parametrize("case,x_cl,w_cl", LAYOUT_CASES)
+def test_channels_last_as_torch(case, x_cl, w_cl, isa):
+    """Any mix of NHWC and NCHW input and weight: values as torch's, and the output, grad_input and
+    grad_weight in the memory formats torch gives them."""
+    xs, ws, kw = CASES[case]
+    x, w, b = make(xs, ws, np.float32, case)
+    dy = random(reference.conv2d(x, w, None, **kw).shape, np.float32, "dy", case)
+    xin, win = (nhwc(x) if x_cl else x), (nhwc(w) if w_cl else w)
+    tf = torch.channels_last
+    tx = torch.tensor(x).to(memory_format=tf if x_cl else torch.contiguous_format).requires_grad_()
+    tw = torch.tensor(w).to(memory_format=tf if w_cl else torch.contiguous_format).requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, tw, torch.tensor(b), **kw)
+    ty.backward(torch.tensor(dy).to(memory_format=tf))
+    got = convforge.conv2d(xin, win, b, **kw)
+    grads = convforge.conv2d_backward(nhwc(dy), xin, win, **kw)
+    expected = reference.conv2d(x, w, b, **kw)
+    magnitude = reference.conv2d(np.abs(x), np.abs(w), np.abs(b), **kw)
+    assert_close(got, expected, magnitude, depth_forward(ws))
+    assert_close(got, ty.detach().numpy(), magnitude, depth_forward(ws), what="output vs torch")
+    expected = reference.conv2d_backward(dy, x, w, **kw)
+    magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), **kw)
+    for name, g, e, m in zip(("grad_input", "grad_weight", "grad_bias"), grads, expected, magnitude):
+        assert_close(g, e, m, dy.size, what=name)
+    # grad_input in the format of torch's convolution_backward (the output's); autograd then
+    # gives a leaf's .grad its own layout, as convforge.torch's ops do through autograd too.
+    assert is_channels_last(got) == is_channels_last(ty) == is_channels_last(grads[0])
+    assert is_channels_last(grads[1]) == (w_cl and not ambiguous(ws))
+
+
+@pytest.mark.parametrize("case", ["basic", "groups2", "conv1x1", "stride_dilation"])
+def test_channels_last_views(case):
+    """Sliced and strided NHWC views (channels_last by their strides, not dense): copied once into
+    NHWC memory; the results are NHWC."""
+    xs, ws, kw = CASES[case]
+    n, c, h, w_ = xs
+    big = random((n, h + 3, w_ * 2, c * 2), np.float32, "big", case)
+    x = big[:, 1:h + 1, ::2, ::2].transpose(0, 3, 1, 2)
+    w = random(ws, np.float32, "w", case)
+    b = random((ws[0],), np.float32, "b", case)
+    assert not x.flags.c_contiguous and not x.transpose(0, 2, 3, 1).flags.c_contiguous
+    got = convforge.conv2d(x, w, b, **kw)
+    assert is_channels_last(got)
+    check_forward(np.ascontiguousarray(x), w, b, kw)
+    assert_close(got, reference.conv2d(x, w, b, **kw), reference.conv2d(np.abs(x), np.abs(w), np.abs(b), **kw),
+                 depth_forward(ws))
+    dy_big = random((n, got.shape[2], got.shape[3] + 1, ws[0]), np.float32, "dy", case)
+    dy = dy_big[:, :, 1:].transpose(0, 3, 1, 2)
+    grads = convforge.conv2d_backward(dy, x, w, **kw)
+    expected = reference.conv2d_backward(dy, x, w, **kw)
+    magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), **kw)
+    for g, e, m in zip(grads, expected, magnitude):
+        assert_close(g, e, m, dy.size)
+    assert is_channels_last(grads[0])
+
+
+def test_channels_last_unbatched():
+    """An HWC image viewed as CHW gives a C-contiguous output, as in torch (whose unsqueezed
+    batch stride does not order it channels_last)."""
+    xs, ws, kw = CASES["basic"]
+    x, w, b = make(xs, ws, np.float32, "unbatched")
+    image = nhwc(x)[0]
+    got = convforge.conv2d(image, w, b, **kw)
+    torch_y = torch.nn.functional.conv2d(torch.tensor(x[0]).permute(1, 2, 0).contiguous().permute(2, 0, 1),
+                                         torch.tensor(w), torch.tensor(b), **kw)
+    assert got.shape == tuple(torch_y.shape)
+    assert got.flags.c_contiguous and torch_y.is_contiguous()
+    assert_close(got, torch_y.numpy(), reference.conv2d(np.abs(x), np.abs(w), np.abs(b), **kw)[0],
+                 depth_forward(ws))
+
+
+def test_channels_last_backends(backend):
+    """The CUDA backends read NCHW: NHWC arrays are copied, and the results come back NHWC."""
+    xs, ws, kw = CASES["groups2"]
+    x, w, b = make(xs, ws, np.float32, "backends")
+    got = convforge.conv2d(nhwc(x), w, b, **kw)
+    assert is_channels_last(got)
+    check_forward(x, w, b, kw)
+    assert_close(got, reference.conv2d(x, w, b, **kw), reference.conv2d(np.abs(x), np.abs(w), np.abs(b), **kw),
+                 depth_forward(ws))
+    dy = random(got.shape, np.float32, "dy")
+    grads = convforge.conv2d_backward(nhwc(dy), nhwc(x), nhwc(w), **kw)
+    assert is_channels_last(grads[0]) and is_channels_last(grads[1])
+    expected = reference.conv2d_backward(dy, x, w, **kw)
+    magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), **kw)
+    for g, e, m in zip(grads, expected, magnitude):
+        assert_close(g, e, m, dy.size)
+
+
+# ----------------------------------------------------------------------------------------------
 # Determinism: the same bits on every run and for any thread count.
 
 
@@ -228,7 +347,9 @@ def test_deterministic(case, threads):
     results = []
     for n_threads in (1, 2, 2, 1):
         threads(n_threads)
-        results.append((convforge.conv2d(x, w, b, **kw), *convforge.conv2d_backward(dy, x, w, **kw)))
+        results.append((convforge.conv2d(x, w, b, **kw), *convforge.conv2d_backward(dy, x, w, **kw),
+                        convforge.conv2d(nhwc(x), w, b, **kw),
+                        *convforge.conv2d_backward(nhwc(dy), nhwc(x), nhwc(w), **kw)))
     for other in results[1:]:
         for a, c in zip(results[0], other):
             assert np.array_equal(a, c)

@@ -39,33 +39,50 @@ WINOGRAD_CASES = {
 ALL_CASES = {**CASES, **{"winograd_" + k: v for k, v in WINOGRAD_CASES.items()}}
 
 
-def chosen(xs, ws, kw, pass_="forward", dtype=np.float32, algorithm="auto"):
-    return convforge.conv2d_algorithm(xs, ws, pass_=pass_, dtype=dtype, algorithm=algorithm, **kw)
+LAYOUTS = ("nchw", "nhwc")
+# The algorithms with grad_weight loops of their own; every forward also serves grad_input (as the
+# flipped-weight forward, stride 1).
+GRAD_WEIGHT_ALGORITHMS = ("direct", "winograd_f4x3", "gemm_im2col", "nhwc_gemm_im2col")
 
 
-def applies(name, case, pass_, dtype):
+def nhwc(a):
+    """The array in dense NHWC memory (OHWI for a weight), viewed as NCHW: torch's channels_last."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def in_layout(a, layout):
+    """Whether the array's memory is dense in the layout (both, where they coincide)."""
+    return (a.transpose(0, 2, 3, 1) if layout == "nhwc" else a).flags.c_contiguous
+
+
+def chosen(xs, ws, kw, pass_="forward", dtype=np.float32, algorithm="auto", layout="nchw"):
+    return convforge.conv2d_algorithm(xs, ws, pass_=pass_, dtype=dtype, algorithm=algorithm,
+                                      channels_last=layout == "nhwc", **kw)
+
+
+def applies(name, case, pass_, dtype, layout):
     xs, ws, kw = ALL_CASES[case]
+    if layout == "nhwc" and nhwc(np.empty(xs)).flags.c_contiguous:  # one channel or pixel: the
+        return False  # layouts coincide, and NumPy's strides cannot tell them apart
     try:
-        chosen(xs, ws, kw, pass_, dtype, name)
+        chosen(xs, ws, kw, pass_, dtype, name, layout)
     except ValueError:
         return False
     return True
 
 
-# Every (algorithm, case, pass, dtype) the algorithm applies to, found by asking the chooser:
-# every path is reached on purpose, and nothing is collected only to be skipped.
-GRID = [(a, c, p, d) for a in ALGORITHMS for c in ALL_CASES for p in PASSES for d in (np.float32, np.float64)
-        if applies(a, c, p, d)]
+# Every (algorithm, case, pass, dtype, layout) the algorithm applies to, found by asking the
+# chooser: every path is reached on purpose, and nothing is collected only to be skipped.
+GRID = [(a, c, p, d, l) for a in ALGORITHMS for c in ALL_CASES for p in PASSES for d in (np.float32, np.float64)
+        for l in LAYOUTS if applies(a, c, p, d, l)]
 
 
 def test_every_algorithm_has_cases():
-    # grad_weight has its own loops in three algorithms only; every forward also serves grad_input
-    # (as the flipped-weight forward, stride 1).
     for name in ALGORITHMS:
         for pass_ in PASSES:
-            if pass_ == "grad_weight" and name not in ("direct", "winograd_f4x3", "gemm_im2col"):
+            if pass_ == "grad_weight" and name not in GRAD_WEIGHT_ALGORITHMS:
                 continue
-            assert any(a == name and p == pass_ for a, _, p, _ in GRID), (name, pass_)
+            assert any(a == name and p == pass_ for a, _, p, _, _ in GRID), (name, pass_)
 
 
 def direct_error(x, w, b, kw, expected):
@@ -81,27 +98,36 @@ def assert_winograd_close(got, expected, direct_err, magnitude, what):
     assert err <= 4 * max(direct_err, floor), f"{what}: error {err:.3g}, direct {direct_err:.3g}"
 
 
-@pytest.mark.parametrize("algorithm,case,pass_,dtype", GRID,
-                         ids=[f"{a}-{c}-{p}-{np.dtype(d).name}" for a, c, p, d in GRID])
-def test_forced_algorithm(algorithm, case, pass_, dtype, isa):
+@pytest.mark.parametrize("algorithm,case,pass_,dtype,layout", GRID,
+                         ids=[f"{a}-{c}-{p}-{np.dtype(d).name}-{l}" for a, c, p, d, l in GRID])
+def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
     xs, ws, kw = ALL_CASES[case]
     x, w, b = make(xs, ws, dtype, case)
-    assert chosen(xs, ws, kw, pass_, dtype, algorithm) == algorithm
+    assert chosen(xs, ws, kw, pass_, dtype, algorithm, layout) == algorithm
     if algorithm != "winograd_f4x3":
+        # NHWC arrays; the weight OHWI in every other case, else OIHW (converted by the entry point).
+        weight_nhwc = layout == "nhwc" and list(ALL_CASES).index(case) % 2 == 0
+        xin, win = (nhwc(x), nhwc(w) if weight_nhwc else w) if layout == "nhwc" else (x, w)
         if pass_ == "forward":
-            got = convforge.conv2d(x, w, b, algorithm=algorithm, **kw)
+            got = convforge.conv2d(xin, win, b, algorithm=algorithm, **kw)
+            assert in_layout(got, layout)
             assert_close(got, reference.conv2d(x, w, b, **kw),
                          reference.conv2d(np.abs(x), np.abs(w), np.abs(b), **kw), ws[1] * ws[2] * ws[3] + 1)
         else:
-            mask = (pass_ == "grad_input", pass_ == "grad_weight", False)
+            mask = (pass_ == "grad_input", pass_ == "grad_weight", layout == "nhwc")
             y = reference.conv2d(x, w, None, **kw)
             dy = random(y.shape, dtype, "dy", case)
-            got = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm=algorithm, **kw)
+            got = convforge.conv2d_backward(nhwc(dy) if layout == "nhwc" else dy, xin, win, output_mask=mask,
+                                            algorithm=algorithm, **kw)
             expected = reference.conv2d_backward(dy, x, w, output_mask=mask, **kw)
             magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=mask, **kw)
             i = 0 if pass_ == "grad_input" else 1
-            depth = ws[0] * ws[2] * ws[3] if i == 0 else y.shape[0] * y.shape[2] * y.shape[3]
+            assert in_layout(got[i], "nhwc" if layout == "nhwc" and (i == 0 or weight_nhwc) else "nchw")
+            pixels = y.shape[0] * y.shape[2] * y.shape[3]
+            depth = ws[0] * ws[2] * ws[3] if i == 0 else pixels
             assert_close(got[i], expected[i], magnitude[i], depth, what=pass_)
+            if layout == "nhwc":
+                assert_close(got[2], expected[2], magnitude[2], pixels, what="grad_bias")
         return
     if pass_ == "forward":
         expected = reference.conv2d(x, w, b, **kw)
@@ -146,6 +172,18 @@ def test_chooser(shape, kw, pass_, name):
     assert chosen(*shape, kw, pass_) == name
 
 
+@pytest.mark.parametrize("shape,kw,pass_,name", [
+    (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "forward", "nhwc_gemm_pointwise"),
+    (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "grad_input", "nhwc_gemm_pointwise"),
+    (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "grad_weight", "nhwc_gemm_im2col"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "nhwc_gemm_im2col"),
+    (((8, 64, 28, 28), (16, 64, 3, 3)), dict(stride=2, padding=1), "grad_input", "nhwc_gemm_im2col"),
+])
+def test_chooser_nhwc(shape, kw, pass_, name):
+    assert chosen(*shape, kw, pass_, layout="nhwc") == name
+
+
 def test_chooser_float64_never_winograd():
     assert chosen((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), dtype=np.float64) != "winograd_f4x3"
 
@@ -182,7 +220,8 @@ def test_environment(env, expected):
 
 def test_info_lists_algorithms():
     assert convforge.info()["conv_algorithms"] == ALGORITHMS
-    assert set(ALGORITHMS) == {"direct", "winograd_f4x3", "gemm_pointwise", "gemm_padded_planes", "gemm_im2col"}
+    assert set(ALGORITHMS) == {"direct", "winograd_f4x3", "gemm_pointwise", "gemm_padded_planes", "gemm_im2col",
+                               "nhwc_gemm_pointwise", "nhwc_gemm_im2col"}
 
 
 X = np.zeros((2, 4, 8, 8), np.float32)

@@ -207,11 +207,9 @@ def conv2d_algorithm(input_shape, weight_shape, stride=1, padding=0, dilation=1,
     # Arrays of the given shapes that are never touched (the chooser looks at shapes only).
     x, _ = _batched(np.empty(tuple(input_shape), dtype), "input")
     weight = np.empty(tuple(weight_shape), dtype)
-    if channels_last:
-        x = empty(x, x.shape, channels_last=True)
     stride, pads, dilation, groups = _conv_args(weight, stride, padding, dilation, groups)
     return _C.conv2d_chosen_algorithm(x, weight, stride, pads, dilation, groups, _PASSES[pass_],
-                                        _algorithm(algorithm))
+                                      _algorithm(algorithm), bool(channels_last))
 
 
 def set_winograd_enabled(enabled):
