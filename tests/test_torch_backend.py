@@ -173,16 +173,23 @@ def test_zero_copy():
     assert not ct.contiguous_copies
 
 
-def test_non_contiguous_input_is_copied_once_and_counted():
+def test_channels_last_in_place_other_layouts_copied_once_and_counted():
     x = tensor((2, 3, 6, 5), seed=18).to(memory_format=torch.channels_last)
     w = tensor((4, 3, 3, 3), seed=19)
     ct.contiguous_copies.clear()
     y = ct.conv2d(x, w, padding=1)
-    assert ct.contiguous_copies == {"conv2d:input": 1}
+    assert not ct.contiguous_copies
+    assert y.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(y, F.conv2d(x, w, padding=1))
-    y = ct.max_pool2d(x[:, :, ::2], 2)  # a strided slice
+    # An NCHW input to a conv2d with a channels_last weight: one copy into NHWC, as torch's.
+    y = ct.conv2d(x.contiguous(), w.to(memory_format=torch.channels_last), padding=1)
+    assert ct.contiguous_copies == {"conv2d:input": 1}
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=1))
+    strided = tensor((2, 3, 12, 5), seed=20)[:, :, ::2]
+    y = ct.max_pool2d(strided, 2)
     assert ct.contiguous_copies["max_pool2d_with_indices:input"] == 1
-    torch.testing.assert_close(y, F.max_pool2d(x[:, :, ::2], 2), rtol=0, atol=0)
+    torch.testing.assert_close(y, F.max_pool2d(strided, 2), rtol=0, atol=0)
 
 
 def test_bad_input_names_the_argument():

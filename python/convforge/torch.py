@@ -21,9 +21,13 @@ return an empty tensor for each gradient their ``output_mask`` leaves out.
 
 Zero-copy: outputs are allocated by torch, and tensors reach the kernels as views of their own
 memory (NumPy views on the CPU, ``__cuda_array_interface__`` on CUDA, on torch's current stream).
-An input the kernels cannot read in place (not C-contiguous, e.g. channels_last or an expanded
-gradient) is copied once to a contiguous tensor; :data:`contiguous_copies` counts these copies
-per ``"op:argument"``. Outputs are always contiguous (NCHW).
+Memory formats follow torch: on the CPU the kernels read and write channels_last (NHWC) tensors
+in place, and an op's outputs are channels_last where torch's would be (conv2d: when the input
+or the weight is; pooling: when the input is). An input the kernels cannot read in place (not
+dense in the op's layout, e.g. an expanded gradient, or an NCHW input to a conv2d whose weight
+is channels_last) is copied once; :data:`contiguous_copies` counts these copies per
+``"op:argument"``, and a channels_last chain of conv2d and pooling makes none. The CUDA kernels
+read NCHW: there channels_last tensors are copied (counted) and outputs converted back.
 
 The torch-shaped functions :func:`conv2d`, :func:`max_pool2d`, :func:`avg_pool2d`,
 :func:`linear` and :func:`matmul` take the same arguments as ``torch.nn.functional``. The modules
@@ -49,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _C
+from ._arrays import channels_last as _channels_last
 from ._arrays import ops_in_cuda_context as _ops
 from ._args import pair, positive_pair
 from .functional import _conv_padding
@@ -76,7 +81,8 @@ __all__ = [
     "use",
 ]
 
-#: How many times an op copied a non-contiguous input before calling a kernel, per "op:argument".
+#: How many times an op copied an input it could not read in place (or converted an output to
+#: the call's memory format), per "op:argument".
 contiguous_copies = collections.Counter()
 #: Calls the switch (:func:`enabled`) ran on convforge, per op ("conv2d", "max_pool2d", ...).
 dispatched = collections.Counter()
@@ -111,12 +117,30 @@ def _array(tensor):
     raise TypeError(f"convforge runs on CPU and CUDA tensors, got a tensor on {tensor.device}")
 
 
-def _contiguous(tensor, op, name):
-    """The tensor itself if the kernels can read it in place, else one contiguous copy (counted)."""
-    if tensor.is_contiguous():
+def _layout(input, *others):
+    """(channels_last, nhwc): the memory format of an op's outputs by torch's rule (channels_last
+    when the input, or for conv2d the weight, is), and whether the kernels run NHWC in place
+    (CPU tensors; the CUDA kernels read NCHW)."""
+    cl = _channels_last(input) or any(_channels_last(o) for o in others)
+    return cl, cl and input.device.type == "cpu"
+
+
+def _dense(tensor, op, name, nhwc=False):
+    """The tensor itself if the kernels can read it in place (C-contiguous, or with nhwc dense
+    channels_last), else one copy in that layout (counted)."""
+    memory_format = torch.channels_last if nhwc else torch.contiguous_format
+    if tensor.is_contiguous(memory_format=memory_format):
         return tensor
     _count(contiguous_copies, f"{op}:{name}")
-    return tensor.contiguous()
+    return tensor.contiguous(memory_format=memory_format)
+
+
+def _in_format(output, cl, nhwc, op, name):
+    """An output the CUDA kernels wrote in NCHW, in the call's memory format (counted copy)."""
+    if not cl or nhwc or output.numel() == 0:
+        return output
+    _count(contiguous_copies, f"{op}:{name}")
+    return output.contiguous(memory_format=torch.channels_last)
 
 
 def _rows(tensor, op, name):
@@ -127,8 +151,14 @@ def _rows(tensor, op, name):
     return tensor.contiguous()
 
 
-def _empty(like, shape, dtype=None):
-    return torch.empty(shape, dtype=like.dtype if dtype is None else dtype, device=like.device)
+def _pool_layout(input):
+    """_layout for pooling, whose kernels run NCHW for now: channels_last tensors are copied."""
+    return _channels_last(input), False
+
+
+def _empty(like, shape, dtype=None, nhwc=False):
+    return torch.empty(shape, dtype=like.dtype if dtype is None else dtype, device=like.device,
+                       memory_format=torch.channels_last if nhwc else torch.contiguous_format)
 
 
 def _no_grad(like):
@@ -177,40 +207,51 @@ def _pool_shape(input, kernel_size, stride, padding, dilation, ceil_mode):
 @torch.library.custom_op("convforge::conv2d", mutates_args=())
 def _conv2d_op(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Sequence[int],
                padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
-    input = _contiguous(input, "conv2d", "input")
-    weight = _contiguous(weight, "conv2d", "weight")
-    bias = None if bias is None else _contiguous(bias, "conv2d", "bias")
-    output = _empty(input, _conv_shape(input, weight, stride, padding, dilation))
+    cl, nhwc = _layout(input, weight)
+    input = _dense(input, "conv2d", "input", nhwc)
+    weight = _dense(weight, "conv2d", "weight", nhwc and _channels_last(weight))
+    bias = None if bias is None else _dense(bias, "conv2d", "bias")
+    output = _empty(input, _conv_shape(input, weight, stride, padding, dilation), nhwc=nhwc)
     _ops.conv2d_forward(_array(input), _array(weight), None if bias is None else _array(bias),
                       _array(output), tuple(stride), tuple(padding), tuple(dilation), groups)
-    return output
+    return _in_format(output, cl, nhwc, "conv2d", "output")
 
 
 @_conv2d_op.register_fake
 def _(input, weight, bias, stride, padding, dilation, groups):
     torch._check(input.dim() == 4, lambda: f"input: expected 4 dimensions, got {input.dim()}")
-    return input.new_empty(_conv_shape(input, weight, stride, padding, dilation))
+    cl, _ = _layout(input, weight)
+    return _empty(input, _conv_shape(input, weight, stride, padding, dilation), nhwc=cl)
 
 
 @torch.library.custom_op("convforge::conv2d_backward", mutates_args=())
 def _conv2d_backward_op(grad_output: Tensor, input: Tensor, weight: Tensor, stride: Sequence[int],
                         padding: Sequence[int], dilation: Sequence[int], groups: int,
                         output_mask: Sequence[bool]) -> tuple[Tensor, Tensor, Tensor]:
-    grad_output = _contiguous(grad_output, "conv2d_backward", "grad_output")
-    input = _contiguous(input, "conv2d_backward", "input")
-    weight = _contiguous(weight, "conv2d_backward", "weight")
-    grads = [_empty(input, shape) if want else None
-             for want, shape in zip(output_mask, (input.shape, weight.shape, (weight.shape[0],)))]
+    cl, nhwc = _layout(input, weight)
+    weight_cl = _channels_last(weight)
+    grad_output = _dense(grad_output, "conv2d_backward", "grad_output", nhwc)
+    input = _dense(input, "conv2d_backward", "input", nhwc)
+    weight = _dense(weight, "conv2d_backward", "weight", nhwc and weight_cl)
+    formats = (nhwc, nhwc and weight_cl, False)
+    grads = [_empty(input, shape, nhwc=f) if want else None
+             for want, shape, f in zip(output_mask, (input.shape, weight.shape, (weight.shape[0],)), formats)]
     _ops.conv2d_backward(_array(grad_output), _array(input), _array(weight),
                        *(None if g is None else _array(g) for g in grads),
                        tuple(stride), tuple(padding), tuple(dilation), groups)
+    grads[0] = grads[0] if grads[0] is None else _in_format(grads[0], cl, nhwc, "conv2d_backward", "grad_input")
+    grads[1] = grads[1] if grads[1] is None else _in_format(grads[1], weight_cl, nhwc, "conv2d_backward",
+                                                           "grad_weight")
     return tuple(_no_grad(input) if g is None else g for g in grads)
 
 
 @_conv2d_backward_op.register_fake
 def _(grad_output, input, weight, stride, padding, dilation, groups, output_mask):
+    cl, _ = _layout(input, weight)
+    formats = (cl, _channels_last(weight), False)
     shapes = (input.shape, weight.shape, (weight.shape[0],))
-    return tuple(input.new_empty(s) if want else _no_grad(input) for want, s in zip(output_mask, shapes))
+    return tuple(_empty(input, s, nhwc=f) if want else _no_grad(input)
+                 for want, s, f in zip(output_mask, shapes, formats))
 
 
 def _conv2d_setup(ctx, inputs, output):
@@ -286,18 +327,21 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def _max_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[int],
                    padding: Sequence[int], dilation: Sequence[int],
                    ceil_mode: bool) -> tuple[Tensor, Tensor]:
-    input = _contiguous(input, "max_pool2d_with_indices", "input")
+    cl, nhwc = _pool_layout(input)
+    input = _dense(input, "max_pool2d_with_indices", "input", nhwc)
     shape = _pool_shape(input, kernel_size, stride, padding, dilation, ceil_mode)
-    output, indices = _empty(input, shape), _empty(input, shape, torch.int64)
+    output, indices = _empty(input, shape, nhwc=nhwc), _empty(input, shape, torch.int64, nhwc=nhwc)
     _ops.max_pool2d_forward(_array(input), _array(output), _array(indices), tuple(kernel_size),
                           tuple(stride), tuple(padding), tuple(dilation), ceil_mode)
-    return output, indices
+    return (_in_format(output, cl, nhwc, "max_pool2d_with_indices", "output"),
+            _in_format(indices, cl, nhwc, "max_pool2d_with_indices", "indices"))
 
 
 @_max_pool2d_op.register_fake
 def _(input, kernel_size, stride, padding, dilation, ceil_mode):
     shape = _pool_shape(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
+    cl = _channels_last(input)
+    return _empty(input, shape, nhwc=cl), _empty(input, shape, torch.int64, nhwc=cl)
 
 
 @torch.library.custom_op("convforge::max_pool2d_backward", mutates_args=())
@@ -305,18 +349,19 @@ def _max_pool2d_backward_op(grad_output: Tensor, input: Tensor, indices: Tensor,
                             kernel_size: Sequence[int], stride: Sequence[int],
                             padding: Sequence[int], dilation: Sequence[int],
                             ceil_mode: bool) -> Tensor:
-    grad_output = _contiguous(grad_output, "max_pool2d_backward", "grad_output")
-    indices = _contiguous(indices, "max_pool2d_backward", "indices")
-    grad_input = _empty(input, input.shape)  # input only supplies the shape
+    cl, nhwc = _pool_layout(input)
+    grad_output = _dense(grad_output, "max_pool2d_backward", "grad_output", nhwc)
+    indices = _dense(indices, "max_pool2d_backward", "indices", nhwc)
+    grad_input = _empty(input, input.shape, nhwc=nhwc)  # input only supplies the shape and format
     _ops.max_pool2d_backward(_array(grad_output), _array(indices), _array(grad_input),
                            tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation),
                            ceil_mode)
-    return grad_input
+    return _in_format(grad_input, cl, nhwc, "max_pool2d_backward", "grad_input")
 
 
 @_max_pool2d_backward_op.register_fake
 def _(grad_output, input, indices, kernel_size, stride, padding, dilation, ceil_mode):
-    return input.new_empty(input.shape)
+    return _empty(input, input.shape, nhwc=_channels_last(input))
 
 
 def _max_pool2d_setup(ctx, inputs, output):
@@ -377,33 +422,36 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def _avg_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[int],
                    padding: Sequence[int], ceil_mode: bool, count_include_pad: bool,
                    divisor_override: Optional[int]) -> Tensor:
-    input = _contiguous(input, "avg_pool2d", "input")
-    output = _empty(input, _pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode))
+    cl, nhwc = _pool_layout(input)
+    input = _dense(input, "avg_pool2d", "input", nhwc)
+    output = _empty(input, _pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode), nhwc=nhwc)
     _ops.avg_pool2d_forward(_array(input), _array(output), tuple(kernel_size), tuple(stride),
                           tuple(padding), ceil_mode, count_include_pad, divisor_override)
-    return output
+    return _in_format(output, cl, nhwc, "avg_pool2d", "output")
 
 
 @_avg_pool2d_op.register_fake
 def _(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    return input.new_empty(_pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode))
+    return _empty(input, _pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode),
+                  nhwc=_channels_last(input))
 
 
 @torch.library.custom_op("convforge::avg_pool2d_backward", mutates_args=())
 def _avg_pool2d_backward_op(grad_output: Tensor, input: Tensor, kernel_size: Sequence[int],
                             stride: Sequence[int], padding: Sequence[int], ceil_mode: bool,
                             count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
-    grad_output = _contiguous(grad_output, "avg_pool2d_backward", "grad_output")
-    grad_input = _empty(input, input.shape)  # input only supplies the shape
+    cl, nhwc = _pool_layout(input)
+    grad_output = _dense(grad_output, "avg_pool2d_backward", "grad_output", nhwc)
+    grad_input = _empty(input, input.shape, nhwc=nhwc)  # input only supplies the shape and format
     _ops.avg_pool2d_backward(_array(grad_output), _array(grad_input), tuple(kernel_size),
                            tuple(stride), tuple(padding), ceil_mode, count_include_pad,
                            divisor_override)
-    return grad_input
+    return _in_format(grad_input, cl, nhwc, "avg_pool2d_backward", "grad_input")
 
 
 @_avg_pool2d_backward_op.register_fake
 def _(grad_output, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    return input.new_empty(input.shape)
+    return _empty(input, input.shape, nhwc=_channels_last(input))
 
 
 def _avg_pool2d_setup(ctx, inputs, output):
