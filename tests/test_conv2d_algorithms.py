@@ -104,10 +104,10 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
     xs, ws, kw = ALL_CASES[case]
     x, w, b = make(xs, ws, dtype, case)
     assert chosen(xs, ws, kw, pass_, dtype, algorithm, layout) == algorithm
+    # NHWC arrays; the weight OHWI in every other case, else OIHW (converted by the entry point).
+    weight_nhwc = layout == "nhwc" and list(ALL_CASES).index(case) % 2 == 0
+    xin, win = (nhwc(x), nhwc(w) if weight_nhwc else w) if layout == "nhwc" else (x, w)
     if algorithm != "winograd_f4x3":
-        # NHWC arrays; the weight OHWI in every other case, else OIHW (converted by the entry point).
-        weight_nhwc = layout == "nhwc" and list(ALL_CASES).index(case) % 2 == 0
-        xin, win = (nhwc(x), nhwc(w) if weight_nhwc else w) if layout == "nhwc" else (x, w)
         if pass_ == "forward":
             got = convforge.conv2d(xin, win, b, algorithm=algorithm, **kw)
             assert in_layout(got, layout)
@@ -132,7 +132,8 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
     if pass_ == "forward":
         expected = reference.conv2d(x, w, b, **kw)
         magnitude = reference.conv2d(np.abs(x), np.abs(w), np.abs(b), **kw)
-        got = convforge.conv2d(x, w, b, algorithm=algorithm, **kw)
+        got = convforge.conv2d(xin, win, b, algorithm=algorithm, **kw)
+        assert in_layout(got, layout)
         assert_winograd_close(got, expected, direct_error(x, w, b, kw, expected), magnitude, "output")
         torch_y = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw).numpy()
         assert_winograd_close(got, torch_y.astype(np.float64), direct_error(x, w, b, kw, torch_y), magnitude,
@@ -142,7 +143,9 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
         dy = random(y.shape, dtype, "dy", case)
         i = 0 if pass_ == "grad_input" else 1
         mask = (i == 0, i == 1, False)
-        got = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm=algorithm, **kw)[i]
+        got = convforge.conv2d_backward(nhwc(dy) if layout == "nhwc" else dy, xin, win, output_mask=mask,
+                                        algorithm=algorithm, **kw)[i]
+        assert in_layout(got, "nhwc" if layout == "nhwc" and (i == 0 or weight_nhwc) else "nchw")
         expected = reference.conv2d_backward(dy, x, w, output_mask=mask, **kw)[i]
         magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=mask, **kw)[i]
         direct = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm="gemm_im2col", **kw)[i]
@@ -176,8 +179,11 @@ def test_chooser(shape, kw, pass_, name):
     (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "forward", "nhwc_gemm_pointwise"),
     (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "grad_input", "nhwc_gemm_pointwise"),
     (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "grad_weight", "nhwc_gemm_im2col"),
-    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
-    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "nhwc_gemm_im2col"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "winograd_f4x3"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
+    (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
+    (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
     (((8, 64, 28, 28), (16, 64, 3, 3)), dict(stride=2, padding=1), "grad_input", "nhwc_gemm_im2col"),
 ])
 def test_chooser_nhwc(shape, kw, pass_, name):

@@ -40,7 +40,7 @@ namespace {
 const Algorithm kDirect{"direct", "NCHW arrays; any problem forward; one input channel per group for the gradients",
                         direct_applies, direct_workspace, direct_forward, direct_grad_input,
                         direct_grad_weight};
-const Algorithm kWinograd{"winograd_f4x3", "NCHW float32 arrays, a 3x3 kernel, stride 1 and dilation 1",
+const Algorithm kWinograd{"winograd_f4x3", "float32, a 3x3 kernel, stride 1 and dilation 1",
                           winograd_f4x3_applies, winograd_f4x3_workspace, winograd_f4x3_forward,
                           nullptr, winograd_f4x3_grad_weight, true};
 const Algorithm kPointwise{"gemm_pointwise", "NCHW arrays, a 1x1 kernel, stride 1 and no padding",
@@ -121,14 +121,12 @@ bool prefers_flipped_forward(const Conv2dParams& p) {
   return p.c_in == p.groups || p.c_in / p.groups >= kMinInputChannels;
 }
 
-// NHWC problems: the NHWC algorithms.
-const Algorithm& auto_forward_nhwc(const Conv2dParams& p) {
-  if (nhwc_gemm_pointwise_applies(p, Pass::forward)) return kNhwcPointwise;
-  return kNhwcIm2col;
-}
-
 const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true) {
-  if (p.channels_last) return auto_forward_nhwc(p);
+  if (p.channels_last) {
+    if (allow_winograd && winograd_f4x3_applies(p, Pass::forward) && prefers_winograd(p)) return kWinograd;
+    if (nhwc_gemm_pointwise_applies(p, Pass::forward)) return kNhwcPointwise;
+    return kNhwcIm2col;
+  }
   if (prefers_direct(p)) return kDirect;
   if (allow_winograd && winograd_f4x3_applies(p, Pass::forward) && prefers_winograd(p)) return kWinograd;
   if (gemm_pointwise_applies(p, Pass::forward)) return kPointwise;
@@ -146,11 +144,10 @@ bool prefers_winograd_grad_weight(const Conv2dParams& p) {
 }
 
 const Algorithm& auto_grad_weight(const Conv2dParams& p, bool allow_winograd = true) {
-  if (p.channels_last) return kNhwcIm2col;
-  if (p.c_in == p.groups) return kDirect;
+  if (p.c_in == p.groups && !p.channels_last) return kDirect;
   if (allow_winograd && winograd_f4x3_applies(p, Pass::grad_weight) && prefers_winograd_grad_weight(p))
     return kWinograd;
-  return kIm2col;
+  return p.channels_last ? kNhwcIm2col : kIm2col;
 }
 
 }  // namespace

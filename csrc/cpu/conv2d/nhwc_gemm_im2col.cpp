@@ -14,26 +14,35 @@ namespace convforge::cpu::conv {
 namespace {
 
 // Columns [k0, k0 + len) of the im2col row of output pixel q (over all images), into d: runs of
-// channels of one tap each, zeros where the tap falls in the padding. xg: the group's first
-// channel of the first image.
+// channels, zeros where a tap falls in the padding. A kernel row's taps inside the input are one
+// run of kw * cig values when the dilation is 1 and the groups are one (adjacent pixels' channels
+// follow each other). xg: the group's first channel of the first image.
 template <typename T>
 inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, int64_t q, int64_t k0,
                        int64_t len, T* d) {
   const int64_t ohw = p.out_h * p.out_w, n = q / ohw, oh = q % ohw / p.out_w, ow = q % p.out_w;
   const int64_t ih0 = oh * p.stride_h - p.pad_h, iw0 = ow * p.stride_w - p.pad_w;
+  const bool rows_run = p.dilation_w == 1 && cig == p.c_in;
   int64_t tap = k0 / cig, ci = k0 % cig;
-  for (int64_t done = 0; done < len; ci = 0, ++tap) {
-    const int64_t run = std::min(cig - ci, len - done);
-    const int64_t ih = ih0 + tap / p.kw * p.dilation_h, iw = iw0 + tap % p.kw * p.dilation_w;
+  for (int64_t done = 0; done < len;) {
+    const int64_t i = tap / p.kw, j = tap % p.kw;
+    const int64_t ih = ih0 + i * p.dilation_h, iw = iw0 + j * p.dilation_w;
     T* out = d + done;
     if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w) {
+      // Taps j .. j_end - 1 of this row lie inside the input and in one run.
+      const int64_t j_end = rows_run ? std::min(p.kw, p.w - iw0) : j + 1;
+      const int64_t run = std::min((j_end - j) * cig - ci, len - done);
       const T* src = xg + ((n * p.h + ih) * p.w + iw) * p.c_in + ci;
 #pragma omp simd
       for (int64_t t = 0; t < run; ++t) out[t] = src[t];
+      done += run;
+      tap += (ci + run) / cig, ci = (ci + run) % cig;
     } else {
+      const int64_t run = std::min(cig - ci, len - done);
       for (int64_t t = 0; t < run; ++t) out[t] = T(0);
+      done += run;
+      ++tap, ci = 0;
     }
-    done += run;
   }
 }
 

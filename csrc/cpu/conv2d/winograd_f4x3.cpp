@@ -30,6 +30,20 @@ using namespace winograd;
 
 const Transforms& transforms() { return isa_kernels().winograd_f4x3; }
 
+// A channel's plane of an h x w array of `channels` channels in the problem's layout, and how far
+// apart two channels' planes start.
+Plane plane(const Conv2dParams& p, int64_t h, int64_t w, int64_t channels) {
+  return p.channels_last ? Plane{h, w, h * w * channels, w * channels, channels}
+                         : Plane{h, w, channels * h * w, w, 1};
+}
+int64_t channel_stride(const Conv2dParams& p, const Plane& plane) {
+  return p.channels_last ? 1 : plane.h * plane.w;
+}
+// The weight's taps (OIHW, or OHWI on NHWC problems: the layout the entry point hands over).
+Taps weight_taps(const Conv2dParams& p) {
+  return p.channels_last ? Taps{1, p.c_in / p.groups} : Taps{9, 1};
+}
+
 struct Plan {
   int64_t cig, cog, tiles_h, tiles_w, tiles;  // tiles: of all images
   int64_t mr, nr, kp;                          // microkernel tile; cog rounded up to mr
@@ -87,7 +101,7 @@ void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& t
           for (int64_t ci = 0; ci < s.cig; ++ci) ug[e * s.kp * s.cig + ci * s.mr] = 0.0f;
         continue;
       }
-      if (!tf.weight(w + (grp * s.cog + co) * s.cig * 9, s.cig, ug, s.kp * s.cig, s.mr))
+      if (!tf.weight(w + (grp * s.cog + co) * s.cig * 9, weight_taps(p), s.cig, ug, s.kp * s.cig, s.mr))
         finite.store(false, std::memory_order_relaxed);
     }
   });
@@ -110,10 +124,10 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
                const float* x, const float* u, const float* bias, float* y, int64_t grp, const Block& b,
                float* v, float* m, float* scratch) {
   // 1. Input transform, into the packed B panels: V[e][panel][ci][nr].
-  const Plane in{p.h, p.w, p.c_in * p.h * p.w};
+  const Plane in = plane(p, p.h, p.w, p.c_in);
   float sum = 0.0f;
   for (int64_t ci = 0; ci < s.cig; ++ci)
-    sum += tf.input(x + (grp * s.cig + ci) * p.h * p.w, in, p.pad_h, p.pad_w, b, v + ci * s.nr,
+    sum += tf.input(x + (grp * s.cig + ci) * channel_stride(p, in), in, p.pad_h, p.pad_w, b, v + ci * s.nr,
                     s.cig * s.block, s.cig * s.nr, scratch);
   if (!(sum - sum == 0.0f)) return false;
   // 2. The 36 products M_e = U_e V_e. A B panel (all channels) stays in L1/L2 across the A panels,
@@ -131,10 +145,10 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
       }
     }
   // 3. Output transform (+ bias).
-  const Plane out{p.out_h, p.out_w, p.c_out * p.out_h * p.out_w};
+  const Plane out = plane(p, p.out_h, p.out_w, p.c_out);
   for (int64_t co = 0; co < s.cog; ++co) {
     const int64_t c = grp * s.cog + co;
-    tf.output(m + co * s.block, s.cog * s.block, b, bias ? bias[c] : 0.0f, y + c * p.out_h * p.out_w, out,
+    tf.output(m + co * s.block, s.cog * s.block, b, bias ? bias[c] : 0.0f, y + c * channel_stride(p, out), out,
               scratch);
   }
   return true;
@@ -169,7 +183,7 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
   float* v = arena.shared<float>();
   float* z = v + kTaps * s.cig * ld;
   float* du = z + kTaps * s.cog * ld;
-  const Plane in{p.h, p.w, p.c_in * p.h * p.w}, out{p.out_h, p.out_w, p.c_out * p.out_h * p.out_w};
+  const Plane in = plane(p, p.h, p.w, p.c_in), out = plane(p, p.out_h, p.out_w, p.c_out);
   std::atomic<bool> finite{true};
   for (int64_t grp = 0; grp < p.groups; ++grp) {
     for (int64_t b0 = 0; b0 < s.blocks; b0 += per_chunk) {
@@ -184,10 +198,10 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
           const Block b = block_runs(s, b0 + i, runs);
           const int64_t t = i * s.block;
           for (int64_t ci = 0; ci < s.cig; ++ci)
-            sum += tf.input(x + (grp * s.cig + ci) * p.h * p.w, in, p.pad_h, p.pad_w, b, v + ci * ld + t,
+            sum += tf.input(x + (grp * s.cig + ci) * channel_stride(p, in), in, p.pad_h, p.pad_w, b, v + ci * ld + t,
                             s.cig * ld, s.nr, scratch);
           for (int64_t co = 0; co < s.cog; ++co)
-            sum += tf.grad_output(dy + (grp * s.cog + co) * p.out_h * p.out_w, out, b, z + co * ld + t,
+            sum += tf.grad_output(dy + (grp * s.cog + co) * channel_stride(p, out), out, b, z + co * ld + t,
                                   s.cog * ld, s.nr, scratch);
         }
         if (!(sum - sum == 0.0f)) finite.store(false, std::memory_order_relaxed);
@@ -203,7 +217,7 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
     }
     parallel_for(s.cog, threads_for(double(s.cog) * s.cig * 300, 1 << 18), [&](int64_t c0, int64_t c1) {
       for (int64_t co = c0; co < c1; ++co)
-        tf.weight_grad(du + co * s.cig, s.cog * s.cig, s.cig, dw + (grp * s.cog + co) * s.cig * 9);
+        tf.weight_grad(du + co * s.cig, s.cog * s.cig, s.cig, dw + (grp * s.cog + co) * s.cig * 9, weight_taps(p));
     });
   }
   return true;
@@ -211,7 +225,7 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
 
 
 bool winograd_f4x3_applies(const Conv2dParams& p, Pass pass) {
-  return !p.channels_last && pass != Pass::grad_input && p.dtype == DType::f32 && p.kh == 3 && p.kw == 3 && p.stride_h == 1 &&
+  return pass != Pass::grad_input && p.dtype == DType::f32 && p.kh == 3 && p.kw == 3 && p.stride_h == 1 &&
          p.stride_w == 1 && p.dilation_h == 1 && p.dilation_w == 1;
 }
 

@@ -99,9 +99,10 @@ struct Block {
   int64_t width;   // tiles per tile row: the longest run
 };
 inline int64_t max_runs(const Block& b) { return b.panels * b.nr / b.width + 2; }
-// One channel's plane of image 0, and how to reach the same channel of image n.
+// One channel's plane of image 0: h x w values, (row, column) at row * row_stride + column *
+// pixel_stride (NCHW: w and 1; NHWC: w * channels and channels), image n at n * image_stride.
 struct Plane {
-  int64_t h, w, image_stride;
+  int64_t h, w, image_stride, row_stride, pixel_stride;
 };
 
 // Input transform of one channel over a block: V = B^T d B of every tile goes to the GEMM's
@@ -120,12 +121,19 @@ using OutputTransform = void (*)(const float* m, int64_t e_stride, const Block& 
 // scratch: grad_output_scratch_floats(block).
 using GradOutputTransform = float (*)(const float* dy, const Plane& out, const Block& block, float* z,
                                       int64_t e_stride, int64_t panel_stride, float* scratch);
+// How a weight's channel pairs (one output channel, consecutive input channels) and their 3x3
+// taps lie: tap t of pair i at i * pair_stride + t * tap_stride (OIHW: 9 and 1; OHWI: 1 and the
+// input channels per group).
+struct Taps {
+  int64_t pair_stride, tap_stride;
+};
 // dW = G^T dU G (the adjoint of the weight transform) for `count` channel pairs: value e of pair
-// i at du[e * e_stride + i]; pair i's 3x3 gradient to dw[9 i ...].
-using WeightGradTransform = void (*)(const float* du, int64_t e_stride, int64_t count, float* dw);
-// U = G g G^T for the 3x3 kernels g of `count` channel pairs (9 floats each, consecutive), into
+// i at du[e * e_stride + i]; pair i's 3x3 gradient to dw as `taps` says.
+using WeightGradTransform = void (*)(const float* du, int64_t e_stride, int64_t count, float* dw, const Taps& taps);
+// U = G g G^T for the 3x3 kernels g of `count` channel pairs (laid out as `taps` says), into
 // u[e * e_stride + i * stride] for pair i. Returns false if a weight is NaN or infinite.
-using WeightTransform = bool (*)(const float* g, int64_t count, float* u, int64_t e_stride, int64_t stride);
+using WeightTransform = bool (*)(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride,
+                                 int64_t stride);
 
 inline int64_t gather_scratch_floats(const Block& b, int side) {
   return max_runs(b) * side * (kOut * b.width + side - kOut) + b.panels * b.nr;

@@ -95,9 +95,12 @@ inline float gather_patches(const float* x, const Plane& in, int64_t pad_h, int6
       float* dst = strip + r * pitch;
       const bool inside = ih >= 0 && ih < in.h;
       const int64_t copy_lo = inside ? lo : columns, copy_hi = inside ? hi : columns;
-      const float* src = x + run.n * in.image_stride + ih * in.w + first;
+      const float* src = x + run.n * in.image_stride + ih * in.row_stride + first * in.pixel_stride;
       for (int64_t col = 0; col < copy_lo; ++col) dst[col] = 0.0f;
-      for (int64_t col = copy_lo; col < copy_hi; ++col) dst[col] = src[col];
+      if (in.pixel_stride == 1)
+        for (int64_t col = copy_lo; col < copy_hi; ++col) dst[col] = src[col];
+      else
+        for (int64_t col = copy_lo; col < copy_hi; ++col) dst[col] = src[col * in.pixel_stride];
       for (int64_t col = copy_hi; col < columns; ++col) dst[col] = 0.0f;
     }
     for (int64_t j = 0; j < len; ++j) offset[run.t + j] = int32_t(q * Side * pitch + kOut * j);
@@ -185,8 +188,12 @@ inline void output_block(const float* m, int64_t e_stride, const Block& b, float
       const int64_t cols0 = out.w - run.tw0 * kOut, len = kOut * (run.tw1 - run.tw0);
       const int64_t cols = len < cols0 ? len : cols0;
       const float* src = row + kOut * run.t;
-      float* dst = y + run.n * out.image_stride + (run.th * kOut + r) * out.w + run.tw0 * kOut;
-      for (int64_t col = 0; col < cols; ++col) dst[col] = src[col];
+      float* dst = y + run.n * out.image_stride + (run.th * kOut + r) * out.row_stride +
+                   run.tw0 * kOut * out.pixel_stride;
+      if (out.pixel_stride == 1)
+        for (int64_t col = 0; col < cols; ++col) dst[col] = src[col];
+      else
+        for (int64_t col = 0; col < cols; ++col) dst[col * out.pixel_stride] = src[col];
     }
   }
 }
@@ -220,8 +227,8 @@ inline float grad_output_block(const float* dy, const Plane& out, const Block& b
 }
 
 // dW = G^T dU G for `count` channel pairs: value e of pair i at du[e * e_stride + i], the pair's
-// 3x3 gradient to dw[i * 9 ...].
-inline void weight_grad(const float* du, int64_t e_stride, int64_t count, float* dw) {
+// 3x3 gradient to dw as `taps` says.
+inline void weight_grad(const float* du, int64_t e_stride, int64_t count, float* dw, const Taps& taps) {
   constexpr int64_t kChunk = 64;
   float t3[3 * kIn][kChunk], w9[9][kChunk];
   for (int64_t i0 = 0; i0 < count; i0 += kChunk) {
@@ -241,12 +248,12 @@ inline void weight_grad(const float* du, int64_t e_stride, int64_t count, float*
       apply<WeightGradMatrix>(src, dst, n);
     }
     for (int64_t i = 0; i < n; ++i)
-      for (int e = 0; e < 9; ++e) dw[(i0 + i) * 9 + e] = w9[e][i];
+      for (int e = 0; e < 9; ++e) dw[(i0 + i) * taps.pair_stride + e * taps.tap_stride] = w9[e][i];
   }
 }
 
 // U = G g G^T, a chunk of channel pairs at a time with the pairs as the vector lanes.
-inline bool weight(const float* g, int64_t count, float* u, int64_t e_stride, int64_t stride) {
+inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride, int64_t stride) {
   constexpr int64_t kChunk = 64;
   float g9[9][kChunk], gd[kIn * 3][kChunk], ut[kTaps][kChunk];
   float sum = 0.0f;
@@ -255,7 +262,7 @@ inline bool weight(const float* g, int64_t count, float* u, int64_t e_stride, in
     for (int t = 0; t < 9; ++t)
 #pragma omp simd reduction(+ : sum)
       for (int64_t i = 0; i < n; ++i) {
-        g9[t][i] = g[(i0 + i) * 9 + t];
+        g9[t][i] = g[(i0 + i) * taps.pair_stride + t * taps.tap_stride];
         sum += g9[t][i];
       }
     for (int b = 0; b < 3; ++b) {  // gd[a][b] = sum_k G[a][k] g[k][b]
@@ -290,14 +297,16 @@ inline bool weight(const float* g, int64_t count, float* u, int64_t e_stride, in
                                    const Plane& out, float* s) {                                  \
     output_block(m, es, b, bias, y, out, s);                                                      \
   }                                                                                               \
-  bool winograd_f4x3_weight__##isa(const float* g, int64_t count, float* u, int64_t es, int64_t st) { \
-    return weight(g, count, u, es, st);                                                           \
+  bool winograd_f4x3_weight__##isa(const float* g, const Taps& taps, int64_t count, float* u, int64_t es, \
+                                   int64_t st) {                                                  \
+    return weight(g, taps, count, u, es, st);                                                     \
   }                                                                                               \
   float winograd_f4x3_grad_output__##isa(const float* dy, const Plane& out, const Block& b, float* z, \
                                          int64_t es, int64_t ps, float* s) {                      \
     return grad_output_block(dy, out, b, z, es, ps, s);                                           \
   }                                                                                               \
-  void winograd_f4x3_weight_grad__##isa(const float* du, int64_t es, int64_t count, float* dw) {  \
-    weight_grad(du, es, count, dw);                                                               \
+  void winograd_f4x3_weight_grad__##isa(const float* du, int64_t es, int64_t count, float* dw,     \
+                                         const Taps& taps) {                                      \
+    weight_grad(du, es, count, dw, taps);                                                         \
   }                                                                                               \
   }
