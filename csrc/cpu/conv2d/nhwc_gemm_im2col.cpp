@@ -13,36 +13,52 @@
 namespace convforge::cpu::conv {
 namespace {
 
-// Columns [k0, k0 + len) of the im2col row of output pixel q (over all images), into d: runs of
-// channels, zeros where a tap falls in the padding. A kernel row's taps inside the input are one
-// run of kw * cig values when the dilation is 1 and the groups are one (adjacent pixels' channels
-// follow each other). xg: the group's first channel of the first image.
+// An output pixel of the flat range over all images, stepped along without divisions.
+struct Pixel {
+  int64_t n, oh, ow;
+  Pixel(const Conv2dParams& p, int64_t q)
+      : n(q / (p.out_h * p.out_w)), oh(q % (p.out_h * p.out_w) / p.out_w), ow(q % p.out_w) {}
+  void next(const Conv2dParams& p) {
+    if (++ow < p.out_w) return;
+    ow = 0;
+    if (++oh == p.out_h) oh = 0, ++n;
+  }
+};
+
+// Column k of an im2col row: kernel tap (i, j), channel ci of the group.
+struct Column {
+  int64_t i, j, ci;
+  Column(const Conv2dParams& p, int64_t cig, int64_t k) : i(k / cig / p.kw), j(k / cig % p.kw), ci(k % cig) {}
+};
+
+// Columns [k, k + len) of the im2col row of output pixel px, into d: runs of channels, zeros
+// where a tap falls in the padding. A kernel row's taps inside the input are one run of
+// kw * cig values when the dilation is 1 and the groups are one (adjacent pixels' channels follow
+// each other). xg: the group's first channel of the first image.
 template <typename T>
-inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, int64_t q, int64_t k0,
+inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, const Pixel& px, Column k,
                        int64_t len, T* d) {
-  const int64_t ohw = p.out_h * p.out_w, n = q / ohw, oh = q % ohw / p.out_w, ow = q % p.out_w;
-  const int64_t ih0 = oh * p.stride_h - p.pad_h, iw0 = ow * p.stride_w - p.pad_w;
+  const int64_t ih0 = px.oh * p.stride_h - p.pad_h, iw0 = px.ow * p.stride_w - p.pad_w;
   const bool rows_run = p.dilation_w == 1 && cig == p.c_in;
-  int64_t tap = k0 / cig, ci = k0 % cig;
+  const T* image = xg + px.n * p.h * p.w * p.c_in;
   for (int64_t done = 0; done < len;) {
-    const int64_t i = tap / p.kw, j = tap % p.kw;
-    const int64_t ih = ih0 + i * p.dilation_h, iw = iw0 + j * p.dilation_w;
+    const int64_t ih = ih0 + k.i * p.dilation_h, iw = iw0 + k.j * p.dilation_w;
+    const bool inside = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w;
+    // Taps j .. j_end - 1 of this kernel row: inside the input and one run, or one padding tap.
+    const int64_t j_end = inside && rows_run ? std::min(p.kw, p.w - iw0) : k.j + 1;
+    const int64_t full = (j_end - k.j) * cig - k.ci, run = std::min(full, len - done);
     T* out = d + done;
-    if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w) {
-      // Taps j .. j_end - 1 of this row lie inside the input and in one run.
-      const int64_t j_end = rows_run ? std::min(p.kw, p.w - iw0) : j + 1;
-      const int64_t run = std::min((j_end - j) * cig - ci, len - done);
-      const T* src = xg + ((n * p.h + ih) * p.w + iw) * p.c_in + ci;
+    if (inside) {
+      const T* src = image + (ih * p.w + iw) * p.c_in + k.ci;
 #pragma omp simd
       for (int64_t t = 0; t < run; ++t) out[t] = src[t];
-      done += run;
-      tap += (ci + run) / cig, ci = (ci + run) % cig;
     } else {
-      const int64_t run = std::min(cig - ci, len - done);
       for (int64_t t = 0; t < run; ++t) out[t] = T(0);
-      done += run;
-      ++tap, ci = 0;
     }
+    done += run;
+    if (run < full) break;  // the range ends inside this run
+    k.ci = 0, k.j = j_end;
+    if (k.j == p.kw) k.j = 0, ++k.i;
   }
 }
 
@@ -56,9 +72,11 @@ struct Im2colRowsPackA {
   const Arena& arena;
   void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
     T* rows = arena.packing<T>();
+    const Column k(p, cig, k0);
+    Pixel px(p, i0);
     for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += mr * kc) {
       const int64_t count = std::min(mr, mc - r0);
-      for (int64_t r = 0; r < count; ++r) im2col_row(p, cig, xg, i0 + r0 + r, k0, kc, rows + r * kc);
+      for (int64_t r = 0; r < count; ++r, px.next(p)) im2col_row(p, cig, xg, px, k, kc, rows + r * kc);
       detail::pack_panels_any(rows, 1, kc, kc, count, mr, dst);
     }
   }
@@ -75,9 +93,11 @@ struct Im2colColumnsPackB {
   void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
     for (int64_t t0 = j0; t0 < j0 + nc; t0 += nr, dst += nr * kc) {
       const int64_t width = std::min(nr, j0 + nc - t0);
-      for (int64_t r = 0; r < kc; ++r) {
+      const Column k(p, cig, t0);
+      Pixel px(p, q0 + k0);
+      for (int64_t r = 0; r < kc; ++r, px.next(p)) {
         T* d = dst + r * nr;
-        im2col_row(p, cig, xg, q0 + k0 + r, t0, width, d);
+        im2col_row(p, cig, xg, px, k, width, d);
         for (int64_t t = width; t < nr; ++t) d[t] = T(0);
       }
     }
