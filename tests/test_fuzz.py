@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import convforge
 from convforge import _C, reference
+from convforge._arrays import channels_last
 from helpers import assert_close
 
 ISAS = convforge.info()["supported_isas"]
@@ -50,7 +51,16 @@ def values(rng, shape, dtype, kind="uniform"):
 
 def view_of(array, layout, rng):
     """The same values as `array`, laid out as asked: 'contiguous', 'strided' (every other
-    element of a larger buffer along the last axis), 'reversed' (negative strides) or 'fortran'."""
+    element of a larger buffer along the last axis), 'reversed' (negative strides), 'fortran',
+    'channels_last' (an (N)CHW view of (N)HWC memory, torch's channels_last) or
+    'channels_last_strided' (the same, every other channel of a larger buffer)."""
+    if layout.startswith("channels_last") and array.ndim in (3, 4):
+        to_last = (0, 2, 3, 1) if array.ndim == 4 else (1, 2, 0)
+        back = (0, 3, 1, 2) if array.ndim == 4 else (2, 0, 1)
+        last = np.ascontiguousarray(array.transpose(to_last))
+        if layout == "channels_last_strided":
+            last = view_of(last, "strided", rng)
+        return last.transpose(back)
     if layout == "strided":
         buffer = np.full(array.shape[:-1] + (2 * array.shape[-1] + 1,), np.nan, array.dtype)
         buffer[..., 1::2] = array
@@ -60,6 +70,12 @@ def view_of(array, layout, rng):
     if layout == "fortran":
         return np.asfortranarray(array)
     return array
+
+
+def layouts_coincide(shape):
+    """Whether an NCHW array of this shape is the same memory as its NHWC layout."""
+    n, c, h, w = shape
+    return np.empty((n, h, w, c)).transpose(0, 3, 1, 2).flags.c_contiguous
 
 
 def assert_close_inf(actual, expected, magnitude, depth, what):
@@ -73,7 +89,8 @@ def assert_close_inf(actual, expected, magnitude, depth, what):
                  what=what)
 
 
-LAYOUTS = st.sampled_from(["contiguous", "strided", "reversed", "fortran"])
+LAYOUTS = st.sampled_from(["contiguous", "strided", "reversed", "fortran", "channels_last",
+                           "channels_last_strided"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,19 +321,25 @@ def test_conv2d_every_algorithm(case):
         return convforge.conv2d_backward(dy, x, weight, output_mask=mask, algorithm=algorithm,
                                          **kwargs)[pass_ == "grad_weight"]
 
+    # The layout the kernels run: channels_last by torch's rule on the strides, unless the input
+    # and the output are both the same memory in either layout (one channel or a 1x1 plane).
+    x4 = x if x.ndim == 4 else x[None]
+    nhwc = (channels_last(x4) or channels_last(weight)) and not (
+        layouts_coincide(x4.shape) and layouts_coincide((x4.shape[0],) + y_shape[-3:]))
     with running_on(case["isa"]):
         for pass_ in ("forward", "grad_input", "grad_weight"):
             for algorithm in ALGORITHMS:
                 try:
                     convforge.conv2d_algorithm(x.shape, weight.shape, pass_=pass_, dtype=case["dtype"],
-                                               algorithm=algorithm, **kwargs)
+                                               algorithm=algorithm, channels_last=nhwc, **kwargs)
                 except ValueError:
                     continue  # does not apply
                 got = run(pass_, algorithm)
                 if algorithm != "winograd_f4x3":
                     assert_close(got, expected[pass_], magnitude[pass_], depth[pass_], what=f"{algorithm} {pass_}")
                     continue
-                direct = np.max(np.abs(run(pass_, "gemm_im2col") - expected[pass_]), initial=0.0)
+                im2col = "nhwc_gemm_im2col" if nhwc else "gemm_im2col"
+                direct = np.max(np.abs(run(pass_, im2col) - expected[pass_]), initial=0.0)
                 floor = 4 * np.finfo(np.float32).eps * np.max(magnitude[pass_], initial=0.0)
                 error = np.max(np.abs(got - expected[pass_]), initial=0.0)
                 assert error <= 4 * max(direct, floor), (pass_, error, direct)
