@@ -218,6 +218,26 @@ inline void pack_panels_any(const T* s, int64_t ps, int64_t js, int64_t kc, int6
   }
 }
 
+// pack_transpose<W> for the W among the tiles' MR and NR equal to width (columns [0, w) of a
+// panel of that width; the others are left as they are); false if none.
+template <typename T, size_t... I>
+inline bool pack_transpose_tile(std::index_sequence<I...>, const T* s, int64_t js, int64_t kc, int64_t w,
+                                int64_t width, T* dst) {
+  return ((width == tiles::all[I].mr ? (pack_transpose<tiles::all[I].mr>(s, js, kc, w, dst), true)
+           : width == tiles::all[I].nr ? (pack_transpose<tiles::all[I].nr>(s, js, kc, w, dst), true)
+                                       : false) ||
+          ...);
+}
+
+// Writes dst[p * width + j] = s[j * js + p] for p < kc, j < w: w columns of a panel `width` wide
+// from w rows of a strided source, leaving the panel's other columns alone.
+template <typename T>
+inline void pack_columns(const T* s, int64_t js, int64_t kc, int64_t w, int64_t width, T* dst) {
+  if (pack_transpose_tile(std::make_index_sequence<tiles::count>{}, s, js, kc, w, width, dst)) return;
+  for (int64_t j = 0; j < w; ++j)
+    for (int64_t p = 0; p < kc; ++p) dst[p * width + j] = s[j * js + p];
+}
+
 // Packs `count` columns of B whose row p is the contiguous run row(p)[0 .. count) into panels of
 // width nr (zero-padded), one pass along each row: rows may lie anywhere (e.g. the taps of a
 // padded image). With W the tile width, each panel's run is a fixed-size copy the compiler inlines.

@@ -62,8 +62,11 @@ inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, const Pi
   }
 }
 
-// The forward's A operand: A(q, k) = im2col row q. Rows are gathered into the thread's packing
-// scratch (mr x kc), then transposed into the panel.
+// The forward's A operand: A(q, k) = im2col row q. Where a block holds whole kernel rows, each
+// one a single run of kw * cig channels (dilation 1, one group), the pixels of a panel that lie on
+// one output row with the whole window inside the input's width read a kernel row as a strided
+// matrix (pixel stride stride_w * c_in), transposed straight into the panel. The other pixels'
+// rows are gathered into the thread's packing scratch, then copied in.
 template <typename T>
 struct Im2colRowsPackA {
   const Conv2dParams& p;
@@ -74,10 +77,46 @@ struct Im2colRowsPackA {
     T* rows = arena.packing<T>();
     const Column k(p, cig, k0);
     Pixel px(p, i0);
+    const int64_t row_len = p.kw * cig;
+    const bool kernel_rows = p.dilation_w == 1 && cig == p.c_in && k0 % row_len == 0 && kc % row_len == 0;
+    // Output columns [ow_lo, ow_hi) have their whole window inside the input's width.
+    const int64_t ow_lo = std::min(p.out_w, (p.pad_w + p.stride_w - 1) / p.stride_w);
+    const int64_t ow_hi = std::max(ow_lo, std::min(p.out_w, floor_div(p.w - p.kw + p.pad_w, p.stride_w) + 1));
     for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += mr * kc) {
       const int64_t count = std::min(mr, mc - r0);
-      for (int64_t r = 0; r < count; ++r, px.next(p)) im2col_row(p, cig, xg, px, k, kc, rows + r * kc);
-      detail::pack_panels_any(rows, 1, kc, kc, count, mr, dst);
+      if (!kernel_rows) {
+        for (int64_t r = 0; r < count; ++r, px.next(p)) im2col_row(p, cig, xg, px, k, kc, rows + r * kc);
+        detail::pack_panels_any(rows, 1, kc, kc, count, mr, dst);
+        continue;
+      }
+      for (int64_t r = count; r < mr; ++r)
+        for (int64_t c = 0; c < kc; ++c) dst[c * mr + r] = T(0);
+      for (int64_t r = 0; r < count;) {  // a run of pixels on one output row
+        const int64_t run = std::min(count - r, p.out_w - px.ow);
+        const int64_t a = std::clamp(ow_lo - px.ow, int64_t{0}, run), b = std::clamp(ow_hi - px.ow, a, run);
+        const T* image = xg + px.n * p.h * p.w * p.c_in;
+        for (int64_t i = 0; i < kc / row_len; ++i) {
+          const int64_t ih = px.oh * p.stride_h - p.pad_h + (k.i + i) * p.dilation_h;
+          T* d = dst + i * row_len * mr + r + a;
+          if (ih < 0 || ih >= p.h) {
+            for (int64_t c = 0; c < row_len; ++c)
+              for (int64_t t = 0; t < b - a; ++t) d[c * mr + t] = T(0);
+            continue;
+          }
+          const int64_t iw = (px.ow + a) * p.stride_w - p.pad_w;
+          detail::pack_columns(image + (ih * p.w + iw) * p.c_in, p.stride_w * p.c_in, row_len, b - a, mr, d);
+        }
+        for (int64_t t = 0; t < run; ++t) {  // pixels whose window crosses the left or right edge
+          if (t == a) t = b;
+          if (t >= run) break;
+          Pixel edge = px;
+          edge.ow += t;
+          im2col_row(p, cig, xg, edge, k, kc, rows);
+          for (int64_t c = 0; c < kc; ++c) dst[c * mr + r + t] = rows[c];
+        }
+        for (int64_t t = 0; t < run; ++t) px.next(p);
+        r += run;
+      }
     }
   }
 };
