@@ -57,3 +57,30 @@ def compare(label, actual, expected):
                 f"{what}: {int(bad.sum())} of {bad.size} values off the float64 reference; worst at "
                 f"{i}: got {got[i]!r}, expected {want.value[i]!r}, allowed error {np.broadcast_to(allowed, bad.shape)[i]:.3g}"
             )
+
+
+
+def memory_format(a):
+    """The memory format of a 4-D array by torch's rule: "nchw" when C-contiguous (ties, such as
+    one channel, read as NCHW), "channels_last" for NHWC memory viewed as NCHW, else "strided";
+    None for other ranks."""
+    a = np.asarray(a)
+    if a.ndim != 4:
+        return None
+    if a.flags.c_contiguous:
+        return "nchw"
+    return "channels_last" if a.transpose(0, 2, 3, 1).flags.c_contiguous else "strided"
+
+
+def compare_formats(label, formats, expected, peer_formats=None):
+    """Raises CheckError unless the 4-D outputs (their `formats`, from memory_format) are dense
+    and, given `peer_formats` (label -> formats of a peer run on inputs in the same layout), in
+    the same memory format as each peer's: a result in another format would be timed without the
+    conversion its user pays for."""
+    for i, (got, want) in enumerate(zip(formats, expected)):
+        if got == "strided":
+            raise CheckError(f"{label}: {want.name}: expected a dense NCHW or channels_last array, got a strided one")
+        for peer, theirs in (peer_formats or {}).items():
+            if got is not None and theirs[i] is not None and got != theirs[i]:
+                raise CheckError(f"{label}: {want.name}: returned in {got} memory format, {peer} in {theirs[i]} "
+                                 "from the same inputs")

@@ -84,7 +84,8 @@ def main(argv=None):
 
     from rich.console import Console
 
-    console = Console(stderr=False) if sys.stdout.isatty() else Console(width=160)
+    # Piped: wide enough for the layout suites' tables (two times, % peaks and algorithms each).
+    console = Console(stderr=False) if sys.stdout.isatty() else Console(width=200)
     err = Console(stderr=True)
     started = time.time()
     if on_device:
@@ -118,6 +119,7 @@ def main(argv=None):
         "elapsed_s": round(time.time() - started, 1),
         "load_average_1min_after": machine.load_average(),
         "results": rows,
+        "summary": output.summary(rows),
     }
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
@@ -169,6 +171,7 @@ def main_device(args, argv, names, selected, console, err, started):
         "software": sw,
         "elapsed_s": round(time.time() - started, 1),
         "results": rows,
+        "summary": output.summary(rows),
     }
     title = f"{m['gpu']} ({args.device}), convforge {sw['convforge']}, torch {sw['torch']}, {doc['date'][:10]}"
     if args.json:
@@ -206,6 +209,8 @@ def record(doc, names, results_dir=RESULTS_DIR):
         if not rows:
             continue
         part = dict(doc, results=rows)
+        if "summary" in doc:
+            part["summary"] = [s for s in doc["summary"] if s["suite"] == suite]
         part["settings"] = dict(doc["settings"], suites=[suite])
         path = out_dir / f"{suite}.json"
         path.write_text(json.dumps(part, indent=1) + "\n")

@@ -3,6 +3,11 @@ peer, possibly in several variants such as torch's NCHW and channels_last layout
 reference outputs that every contestant is checked against, and the work done (FLOP, bytes).
 
 One function per op family, no code per suite or per shape.
+
+conv2d and pooling run in both memory formats, on the same values: convforge on NCHW arrays and
+on NHWC arrays viewed as NCHW (`x_nhwc.transpose(0, 3, 1, 2)`), torch on contiguous and
+channels_last tensors. Each contestant carries its `layout`, so that the runner can pair
+convforge's NCHW with torch's NCHW and convforge's NHWC with torch's channels_last.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +22,8 @@ from .check import Expected
 
 PEERS = ("numpy", "torch")
 F32 = 4  # bytes
+# The memory formats of the layout suites, by torch's names: "channels_last" is NHWC memory.
+LAYOUTS = ("nchw", "channels_last")
 
 
 @dataclass
@@ -29,11 +36,15 @@ class Impl:
     fn: Callable[[], Any]
     outputs: Callable[[Any], list] = lambda r: [r]
     is_reference: bool = False  # the oracle itself: its output defines the expected values
-
+    layout: str | None = None  # one of LAYOUTS where the op runs in both memory formats
+    # The 4-D outputs must come back in the memory format that the peers in the same layout
+    # return (torch's rule, checked with the values: see check.compare_formats).
+    check_layout: bool = False
 
     @property
     def label(self):
-        return f"{self.who}[{self.variant}]" if self.variant else self.who
+        tags = list(dict.fromkeys(t for t in (self.layout, self.variant) if t))
+        return f"{self.who}[{', '.join(tags)}]" if tags else self.who
 
 
 @dataclass
@@ -61,7 +72,20 @@ def uniform(rng, shape):
 
 
 def _numpy_out(t):
-    return t.contiguous().numpy()
+    return t.numpy()  # in the tensor's memory format: the check compares it with convforge's
+
+
+def nhwc(a):
+    """The same values in NHWC memory, viewed as NCHW (a NumPy channels_last array); 1-D as is."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if a.ndim == 4 else a
+
+
+def _in_layout(layout, *arrays):
+    return [nhwc(a) for a in arrays] if layout == "channels_last" else list(arrays)
+
+
+def _torch_layouts(torch):
+    return {"nchw": torch.contiguous_format, "channels_last": torch.channels_last} if torch is not None else {}
 
 
 def _magnitude(fn, *arrays, **kwargs):
@@ -120,25 +144,29 @@ def conv2d(case, pass_, peers, rng):
     fwd_flops = 2.0 * p["n"] * p["c_out"] * oh * ow * (p["c_in"] // g) * kk * kk
     args = dict(stride=s, padding=pad, dilation=1, groups=g)
     torch = _torch() if "torch" in peers else None
-    layouts = {}
-    if torch is not None:
-        layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+    layouts = _torch_layouts(torch)
 
     def tensors(*arrays, fmt):
         return [torch.from_numpy(a).contiguous(memory_format=fmt) if a.ndim == 4 else torch.from_numpy(a) for a in arrays]
 
-    def algorithm(pass_name):  # the CPU algorithm convforge's chooser runs, reported beside the time
-        return convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_name, **args)
+    def algorithm(pass_name, layout):  # the CPU algorithm convforge's chooser runs, reported beside the time
+        return convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_name, channels_last=layout == "channels_last",
+                                          **args)
 
+    impls = []
     if pass_ == "fwd":
         oracle, oracle_name = _oracle("conv2d")
-        impls = [Impl("convforge", algorithm("forward"), lambda: convforge.conv2d(x, w, bias, **args))]
+        for layout in LAYOUTS:  # input and weight both in the layout, as torch's channels_last module has them
+            cx, cw = _in_layout(layout, x, w)
+            impls.append(Impl("convforge", algorithm("forward", layout),
+                              lambda cx=cx, cw=cw: convforge.conv2d(cx, cw, bias, **args), layout=layout,
+                              check_layout=True))
         if "numpy" in peers:
             impls.append(Impl("numpy", "reference", lambda: oracle(x, w, bias, **args), is_reference=True))
         for name, fmt in layouts.items():
             tx, tw, tbias = tensors(x, w, bias, fmt=fmt)
             impls.append(Impl("torch", name, lambda tx=tx, tw=tw, tb=tbias: torch.nn.functional.conv2d(tx, tw, tb, s, pad, 1, g),
-                              lambda r: [_numpy_out(r)]))
+                              lambda r: [_numpy_out(r)], layout=name))
         expected = [Expected("output", oracle(x, w, bias, **args), _magnitude(oracle, x, w, bias, **args),
                              (p["c_in"] // g) * kk * kk + 1)]
         flops = fwd_flops
@@ -147,8 +175,11 @@ def conv2d(case, pass_, peers, rng):
         gy = uniform(rng, y_shape)
         mask = (True, True, False)
         oracle, oracle_name = _oracle("conv2d_backward")
-        impls = [Impl("convforge", f"dx {algorithm('grad_input')}, dw {algorithm('grad_weight')}",
-                      lambda: convforge.conv2d_backward(gy, x, w, **args, output_mask=mask), lambda r: list(r[:2]))]
+        for layout in LAYOUTS:
+            cgy, cx, cw = _in_layout(layout, gy, x, w)
+            impls.append(Impl("convforge", f"dx {algorithm('grad_input', layout)}, dw {algorithm('grad_weight', layout)}",
+                              lambda cgy=cgy, cx=cx, cw=cw: convforge.conv2d_backward(cgy, cx, cw, **args, output_mask=mask),
+                              lambda r: list(r[:2]), layout=layout, check_layout=True))
         if "numpy" in peers:
             impls.append(Impl("numpy", "reference", lambda: oracle(gy, x, w, **args, output_mask=mask), lambda r: list(r[:2]),
                               is_reference=True))
@@ -158,7 +189,7 @@ def conv2d(case, pass_, peers, rng):
                 "torch", name,
                 lambda tgy=tgy, tx=tx, tw=tw: torch.ops.aten.convolution_backward(
                     tgy, tx, tw, None, [s, s], [pad, pad], [1, 1], False, [0, 0], g, [True, True, False]),
-                lambda r: [_numpy_out(r[0]), _numpy_out(r[1])]))
+                lambda r: [_numpy_out(r[0]), _numpy_out(r[1])], layout=name))
         gx, gw = oracle(gy, x, w, **args, output_mask=mask)[:2]
         mgx, mgw = _magnitude(oracle, gy, x, w, **args, output_mask=mask)[:2]
         expected = [
@@ -182,64 +213,59 @@ def pool2d(case, pass_, peers, rng):
     oh, ow = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
     y_size = n * c * oh * ow
     torch = _torch() if "torch" in peers else None
-    layouts = {}
-    if torch is not None:
-        layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+    layouts = _torch_layouts(torch)
     as_t = lambda a, fmt: torch.from_numpy(a).contiguous(memory_format=fmt)  # noqa: E731
     kw = dict(kernel_size=k, stride=s, padding=pad)
     impls = []
+
+    def add_convforge(op, *arrays, outputs=lambda r: [r]):
+        """convforge's contestant in each layout: `op` applied to `arrays` in that layout."""
+        for layout in LAYOUTS:
+            impls.append(Impl("convforge", "", lambda a=_in_layout(layout, *arrays): op(*a), outputs, layout=layout,
+                              check_layout=True))
+
+    def add_torch(op, *arrays, outputs=lambda r: [_numpy_out(r)]):
+        for name, fmt in layouts.items():
+            impls.append(Impl("torch", name, lambda t=[as_t(a, fmt) for a in arrays]: op(*t), outputs, layout=name))
+
     if mode == "max":
         fwd_oracle, oracle_name = _oracle("max_pool2d")
         y, idx = fwd_oracle(x, **kw, return_indices=True)
         if pass_ == "fwd":
-            impls.append(Impl("convforge", "", lambda: convforge.max_pool2d(x, **kw, return_indices=True), list))
+            add_convforge(lambda x: convforge.max_pool2d(x, **kw, return_indices=True), x, outputs=list)
             if "numpy" in peers:
                 impls.append(Impl("numpy", "reference", lambda: fwd_oracle(x, **kw, return_indices=True), list,
                                   is_reference=True))
-            for name, fmt in layouts.items():
-                tx = as_t(x, fmt)
-                impls.append(Impl("torch", name, lambda tx=tx: torch.nn.functional.max_pool2d(tx, k, s, pad, return_indices=True),
-                                  lambda r: [_numpy_out(r[0]), _numpy_out(r[1])]))
+            add_torch(lambda tx: torch.nn.functional.max_pool2d(tx, k, s, pad, return_indices=True), x,
+                      outputs=lambda r: [_numpy_out(r[0]), _numpy_out(r[1])])
             expected = [Expected("output", y, np.abs(y), 1), Expected("indices", idx)]
             moved = F32 * x.size + (F32 + 8) * y_size
         else:
             gy = uniform(rng, y.shape)
             oracle, oracle_name = _oracle("max_pool2d_backward")
-            impls.append(Impl("convforge", "", lambda: convforge.max_pool2d_backward(gy, x, idx, **kw)))
+            add_convforge(lambda gy, x, idx: convforge.max_pool2d_backward(gy, x, idx, **kw), gy, x, idx)
             if "numpy" in peers:
                 impls.append(Impl("numpy", "reference", lambda: oracle(gy, x, idx, **kw), is_reference=True))
-            for name, fmt in layouts.items():
-                tgy, tx, tidx = as_t(gy, fmt), as_t(x, fmt), as_t(idx, fmt)
-                impls.append(Impl(
-                    "torch", name,
-                    lambda tgy=tgy, tx=tx, tidx=tidx: torch.ops.aten.max_pool2d_with_indices_backward(
-                        tgy, tx, [k, k], [s, s], [pad, pad], [1, 1], False, tidx),
-                    lambda r: [_numpy_out(r)]))
+            add_torch(lambda tgy, tx, tidx: torch.ops.aten.max_pool2d_with_indices_backward(
+                tgy, tx, [k, k], [s, s], [pad, pad], [1, 1], False, tidx), gy, x, idx)
             expected = [Expected("grad_input", oracle(gy, x, idx, **kw), _magnitude(oracle, gy, x, idx, **kw), k * k)]
             moved = (F32 + 8) * y_size + F32 * x.size
     else:
         if pass_ == "fwd":
             oracle, oracle_name = _oracle("avg_pool2d")
-            impls.append(Impl("convforge", "", lambda: convforge.avg_pool2d(x, **kw)))
+            add_convforge(lambda x: convforge.avg_pool2d(x, **kw), x)
             if "numpy" in peers:
                 impls.append(Impl("numpy", "reference", lambda: oracle(x, **kw), is_reference=True))
-            for name, fmt in layouts.items():
-                tx = as_t(x, fmt)
-                impls.append(Impl("torch", name, lambda tx=tx: torch.nn.functional.avg_pool2d(tx, k, s, pad),
-                                  lambda r: [_numpy_out(r)]))
+            add_torch(lambda tx: torch.nn.functional.avg_pool2d(tx, k, s, pad), x)
             expected = [Expected("output", oracle(x, **kw), _magnitude(oracle, x, **kw), k * k)]
         else:
             gy = uniform(rng, (n, c, oh, ow))
             oracle, oracle_name = _oracle("avg_pool2d_backward")
-            impls.append(Impl("convforge", "", lambda: convforge.avg_pool2d_backward(gy, x, **kw)))
+            add_convforge(lambda gy, x: convforge.avg_pool2d_backward(gy, x, **kw), gy, x)
             if "numpy" in peers:
                 impls.append(Impl("numpy", "reference", lambda: oracle(gy, x, **kw), is_reference=True))
-            for name, fmt in layouts.items():
-                tgy, tx = as_t(gy, fmt), as_t(x, fmt)
-                impls.append(Impl(
-                    "torch", name,
-                    lambda tgy=tgy, tx=tx: torch.ops.aten.avg_pool2d_backward(tgy, tx, [k, k], [s, s], [pad, pad], False, True, None),
-                    lambda r: [_numpy_out(r)]))
+            add_torch(lambda tgy, tx: torch.ops.aten.avg_pool2d_backward(tgy, tx, [k, k], [s, s], [pad, pad], False, True,
+                                                                       None), gy, x)
             expected = [Expected("grad_input", oracle(gy, x, **kw), _magnitude(oracle, gy, x, **kw), k * k)]
         moved = F32 * (x.size + y_size)
     return Problem(impls, expected, flops=0.0, bytes=float(moved), oracle=oracle_name)

@@ -10,7 +10,7 @@ import numpy as np
 import convforge
 
 from . import machine, ops, timing
-from .check import compare
+from .check import compare, compare_formats, memory_format
 
 SAMPLES = 7
 LLC_BYTES = machine.last_level_cache_bytes()
@@ -69,9 +69,10 @@ def build_problem(case, pass_, peers, seed=0):
 
 
 def check_problem(case, pass_, problem):
-    """Raises check.CheckError unless every contestant agrees with the reference. Returns
-    label -> seconds of the checked call (a first warm-up)."""
-    first_call = {}
+    """Raises check.CheckError unless every contestant agrees with the reference, and a
+    contestant with `check_layout` returns the memory format its peers in the same layout do.
+    Returns label -> seconds of the checked call (a first warm-up)."""
+    first_call, formats = {}, {}
     for impl in problem.impls:
         label = f"{case.suite} {case.name} {pass_}: {impl.label}"
         if problem.verify is not None:
@@ -80,7 +81,16 @@ def check_problem(case, pass_, problem):
             start = time.perf_counter()
             result = impl.fn()
             first_call[impl.label] = time.perf_counter() - start
-            compare(label, impl.outputs(result), problem.expected)
+            outputs = impl.outputs(result)
+            compare(label, outputs, problem.expected)
+            if impl.layout:
+                formats[impl.label] = [memory_format(o) for o in outputs]
+    for impl in problem.impls:
+        if impl.check_layout:
+            peers = {i.label: formats[i.label] for i in problem.impls
+                     if i.who != impl.who and i.layout == impl.layout and i.label in formats}
+            compare_formats(f"{case.suite} {case.name} {pass_}: {impl.label}", formats[impl.label], problem.expected,
+                            peers)
     return first_call
 
 
@@ -97,10 +107,11 @@ def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=
     for impl in problem.impls:
         by_who.setdefault(impl.who, []).append(impl)
     ceiling = peaks.get(threads, {})
+    cache_resident = bool(case.bound == "memory" and problem.bytes and LLC_BYTES and problem.bytes < LLC_BYTES
+                          and device is None)  # the CPU's cache
     rows = []
     for who, impls in by_who.items():
         best = min(impls, key=lambda i: stats[i.label].median)
-        s = stats[best.label]
         row = {
             "suite": case.suite,
             "shape": case.name,
@@ -109,40 +120,69 @@ def measure(case, pass_, problem, threads, peaks, samples=SAMPLES, min_sample_s=
             "threads": threads,
             "candidate": who,
             "variant": best.variant,
-            "variants": {i.variant: stats[i.label].median for i in impls} if len(impls) > 1 else {},
-            "median_s": s.median,
-            "q1_s": s.q1,
-            "q3_s": s.q3,
-            "min_s": s.min,
-            "max_s": s.max,
-            "spread": s.spread,
-            "samples": s.samples,
-            "calls_per_sample": s.reps,
-            "noisy": s.noisy,
+            "variants": {i.layout or i.variant: stats[i.label].median for i in impls} if len(impls) > 1 else {},
+            **timing_fields(stats[best.label], problem, case.bound, ceiling),
             "bound": case.bound,
             "oracle": problem.oracle,
-            "gflops": problem.flops / s.median * 1e-9 if problem.flops else None,
-            "gbps": problem.bytes / s.median * 1e-9 if problem.bytes else None,
-            "items_per_s": problem.items / s.median if problem.items else None,
+            # A memory-bound case whose data fit in the last-level cache is not limited by DRAM:
+            # its % of DRAM bandwidth can exceed 100 %.
+            "cache_resident": cache_resident,
         }
-        if case.bound == "compute" and row["gflops"] and ceiling.get("fma_gflops"):
-            row["pct_peak"] = 100.0 * row["gflops"] / ceiling["fma_gflops"]
-        elif case.bound == "memory" and row["gbps"] and ceiling.get("triad_gbps"):
-            row["pct_peak"] = 100.0 * row["gbps"] / ceiling["triad_gbps"]
-        else:
-            row["pct_peak"] = None
-        # A memory-bound case whose data fit in the last-level cache is not limited by DRAM:
-        # its % of DRAM bandwidth can exceed 100 %.
-        row["cache_resident"] = bool(case.bound == "memory" and problem.bytes and LLC_BYTES
-                                     and problem.bytes < LLC_BYTES and device is None)  # the CPU's cache
+        if any(i.layout for i in impls):  # the layout suites: every memory format's own figures
+            row["layout"] = best.layout
+            row["layouts"] = {i.layout: {"variant": i.variant, **timing_fields(stats[i.label], problem, case.bound, ceiling)}
+                              for i in impls if i.layout}
         if device is not None:
             row["device"] = device.name
         rows.append(row)
+    return with_ratios(rows)
+
+
+def timing_fields(s, problem, bound, ceiling):
+    """The JSON fields of one contestant's timings: statistics, rates and % of the ceiling."""
+    fields = {
+        "median_s": s.median,
+        "q1_s": s.q1,
+        "q3_s": s.q3,
+        "min_s": s.min,
+        "max_s": s.max,
+        "spread": s.spread,
+        "samples": s.samples,
+        "calls_per_sample": s.reps,
+        "noisy": s.noisy,
+        "gflops": problem.flops / s.median * 1e-9 if problem.flops else None,
+        "gbps": problem.bytes / s.median * 1e-9 if problem.bytes else None,
+        "items_per_s": problem.items / s.median if problem.items else None,
+    }
+    fields["pct_peak"] = pct_peak(fields, bound, ceiling)
+    return fields
+
+
+def pct_peak(fields, bound, ceiling):
+    """% of the FMA peak (compute-bound) or of the DRAM triad bandwidth (memory-bound); None if unknown."""
+    if bound == "compute" and fields.get("gflops") and ceiling.get("fma_gflops"):
+        return 100.0 * fields["gflops"] / ceiling["fma_gflops"]
+    if bound == "memory" and fields.get("gbps") and ceiling.get("triad_gbps"):
+        return 100.0 * fields["gbps"] / ceiling["triad_gbps"]
+    return None
+
+
+def with_ratios(rows):
+    """convforge's speed-ups over each peer, from the rows' median times (peer time / convforge
+    time; > 1 means convforge is faster), set on convforge's row: `ratios` compares the best of
+    each (the best layout of each where there are layouts), `layout_ratios` each layout with the
+    peer in the same layout (convforge NCHW vs torch NCHW, convforge NHWC vs torch channels_last)."""
     base = next((r for r in rows if r["candidate"] == "convforge"), None)
     for r in rows:
         r["ratios"] = {}
-    if base is not None:  # speed-up of convforge over each peer: > 1 means convforge is faster
-        base["ratios"] = {r["candidate"]: r["median_s"] / base["median_s"] for r in rows if r is not base}
+    if base is None:
+        return rows
+    base["ratios"] = {r["candidate"]: r["median_s"] / base["median_s"] for r in rows if r is not base}
+    if "layouts" in base:
+        base["layout_ratios"] = {
+            layout: {r["candidate"]: r["layouts"][layout]["median_s"] / mine["median_s"]
+                     for r in rows if r is not base and layout in r.get("layouts", {})}
+            for layout, mine in base["layouts"].items()}
     return rows
 
 
