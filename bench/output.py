@@ -265,7 +265,7 @@ def plot(rows, peers, path, title=None):
                     noisy[i, j] = any(r["noisy"] for r in by.values())
         panels.append((suite, shapes, columns, cells, noisy))
     # Panels side by side while they are narrow; a wide one (layouts x passes x threads) gets a row of its own.
-    widths = [max(7.5, 0.55 * len(p[2]) + 2.5) for p in panels]
+    widths = [max(7.5, 0.75 * len(p[2]) + 2.5) for p in panels]
     ncols = min(2, len(panels)) if max(widths) <= 7.5 else 1
     nrows = math.ceil(len(panels) / ncols)
     row_heights = [max(1.6, 0.3 * max(len(p[1]) for p in panels[r * ncols:(r + 1) * ncols]) + 1.3)
@@ -281,8 +281,9 @@ def plot(rows, peers, path, title=None):
             if not math.isnan(v):
                 ax.text(j, i, fmt_ratio(v) + ("?" if noisy[i, j] else ""), ha="center", va="center", fontsize=8)
         ax.set_yticks(range(len(shapes)), shapes, fontsize=8)
-        ax.set_xticks(range(len(columns)), [f"{column_title(key)}\n{pass_} {t}T" if pass_ != "epoch"
-                                            else f"{column_title(key)}\n{t}T" for key, pass_, t in columns], fontsize=7)
+        ax.set_xticks(range(len(columns)), [column_title(key).replace(" vs ", " vs\n")
+                                            + (f"\n{pass_} {t}T" if pass_ != "epoch" else f"\n{t}T")
+                                            for key, pass_, t in columns], fontsize=7)
         ax.xaxis.tick_top()
         ax.set_title(suite, fontsize=10, loc="left")
     fig.suptitle((title + "\n" if title else "") + "convforge speed-up: peer time / convforge time "

@@ -46,26 +46,40 @@ def machine_peaks(docs):
 
 
 def with_pct_peak(rows, peaks):
-    """Rows with % of peak recomputed against the machine's ceilings (same rule as bench.run)."""
+    """Rows with % of peak recomputed against the machine's ceilings (same rule as bench.run),
+    each layout's figures included."""
     out = []
     for r in rows:
         r = dict(r)
         ceiling = peaks.get(r["threads"], {})
-        if r["bound"] == "compute" and r.get("gflops") and ceiling.get("fma_gflops"):
-            r["pct_peak"] = 100.0 * r["gflops"] / ceiling["fma_gflops"]
-        elif r["bound"] == "memory" and r.get("gbps") and ceiling.get("triad_gbps"):
-            r["pct_peak"] = 100.0 * r["gbps"] / ceiling["triad_gbps"]
+        r["pct_peak"] = run.pct_peak(r, r["bound"], ceiling) if ceiling else r.get("pct_peak")
+        if "layouts" in r:
+            r["layouts"] = {layout: dict(v, pct_peak=run.pct_peak(v, r["bound"], ceiling) if ceiling else v.get("pct_peak"))
+                            for layout, v in r["layouts"].items()}
         out.append(r)
     return out
 
 
 def suite_table(doc, peaks=None):
+    """The README's markdown table of one suite: convforge's time and % peak at the first thread
+    count (per layout where there are layouts), then each speed-up column at every thread count,
+    then a geometric-mean row per pass (and over all passes)."""
     rows = with_pct_peak(doc["results"], peaks) if peaks else doc["results"]
     threads = sorted({r["threads"] for r in rows})
     peers = [p for p in doc["settings"]["peers"] if any(r["candidate"] == p for r in rows)]
+    bases = [r for r in rows if r["candidate"] == "convforge"]
+    layouts = list(dict.fromkeys(l for r in bases for l in r.get("layouts", {})))
+    keys = [k for k in dict.fromkeys(k for r in bases for k in output.ratio_columns(r)) if k.rpartition("vs_")[2] in peers]
     first = threads[0]
-    head = ["case", "pass", f"{first}T ms", f"{first}T rate", f"{first}T % peak"]
-    head += [f"{t}T vs {p}" for t in threads for p in peers]
+    head = ["case", "pass"]
+    if layouts:
+        for layout in layouts:
+            name = output.LAYOUT_NAMES.get(layout, layout)
+            head += [f"{first}T {name} ms", f"{first}T {name} % peak"]
+    else:
+        head += [f"{first}T ms", f"{first}T rate", f"{first}T % peak"]
+    own = len(head) - 2
+    head += [f"{t}T {output.column_title(k)}" for t in threads for k in keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups = output.groups(rows)
     seen = []
@@ -78,12 +92,23 @@ def suite_table(doc, peaks=None):
         if base is None:
             continue
         noisy = any(r["noisy"] for by in by_t.values() for r in by.values())
-        cells = [shape + (" (noisy)" if noisy else ""), pass_, output.fmt_ms(base["median_s"]), output.rate(base),
-                 output.pct_peak(base)]
+        cells = [shape + (" (noisy)" if noisy else ""), pass_]
+        if layouts:
+            for layout in layouts:
+                mine = base.get("layouts", {}).get(layout)
+                cells += [output.fmt_ms(mine["median_s"]), output.pct_peak(dict(mine, cache_resident=base.get(
+                    "cache_resident")))] if mine else ["-", "-"]
+        else:
+            cells += [output.fmt_ms(base["median_s"]), output.rate(base), output.pct_peak(base)]
         for t in threads:
             b = by_t[t].get("convforge")
-            for p in peers:
-                cells.append(output.fmt_ratio(b["ratios"].get(p)) if b else "-")
+            ratios = output.ratio_columns(b) if b else {}
+            cells += [output.fmt_ratio(ratios.get(k)) if b else "-" for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    means = {(s["pass"], s["threads"]): s["geomean"] for s in output.summary(rows)}
+    for pass_ in dict.fromkeys(p for p, _ in means):
+        cells = ["geomean", pass_] + [""] * own
+        cells += [output.fmt_ratio(means.get((pass_, t), {}).get(k)) for t in threads for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -106,8 +131,11 @@ def section(kinds, results_dir=RESULTS_DIR, readme_dir=ROOT):
             f"convforge {s['convforge']} [{s['isa']}], NumPy {s['numpy']} ({', '.join(s.get('blas') or [])}), "
             f"torch {s.get('torch')}, {s.get('compiler')}; recorded {', '.join(dates)}.",
             "",
-            "Ratios are peer time / convforge time (above 1: convforge is faster); torch is the better of its NCHW "
-            "and channels_last runs; `numpy` is `numpy.matmul` for GEMM and the float64 reference "
+            "Ratios are peer time / convforge time (above 1: convforge is faster). In conv2d and pooling, convforge "
+            "runs on NCHW and on NHWC arrays and torch on contiguous and channels_last tensors: `NCHW vs torch` and "
+            "`NHWC vs torch` compare the same layout, `best vs` the faster layout of each (a `vs torch` column "
+            "recorded before that compares convforge NCHW with torch's better layout); geomean rows are geometric "
+            "means over the cases; `numpy` is `numpy.matmul` for GEMM and the float64 reference "
             "(`convforge.reference`) for conv2d and pooling. % peak is of the measured FMA peak for compute-bound "
             "cases and of the measured DRAM triad bandwidth for memory-bound ones (depthwise, pooling).",
             "",
