@@ -59,7 +59,6 @@ def compare(label, actual, expected):
             )
 
 
-
 def memory_format(a):
     """The memory format of a 4-D array by torch's rule: "nchw" when C-contiguous (ties, such as
     one channel, read as NCHW), "channels_last" for NHWC memory viewed as NCHW, else "strided";

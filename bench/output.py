@@ -120,17 +120,19 @@ def _peer_columns(suite_rows, present):
 
 
 def _convforge_columns(bases, algorithms):
-    """([(title, cell(row, mark) -> str, numeric)], [the same, after the ratios]): convforge's own
-    columns. In the layout suites a
-    time and a % peak per layout, one spread (the wider of the layouts') and the algorithm per
-    layout last (the widest cells); elsewhere time, spread, rate, % peak and algorithm."""
+    """convforge's own columns, as two lists of (title, cell(row, mark) -> str, numeric): those
+    before the peers' and those after the ratios. In the layout suites a time and a % peak per
+    layout, one spread (the wider of the layouts'), and the algorithm per layout last (the widest
+    cells); elsewhere time, spread, rate, % peak and algorithm, as before the layouts."""
     layouts = list(dict.fromkeys(l for r in bases for l in r.get("layouts", {})))
     if not layouts:
         cols = [("ms", lambda r, mark: fmt_ms(r["median_s"]) + mark, True),
                 ("±", lambda r, mark: f"{100 * r['spread']:.0f}%", True),
                 ("rate", lambda r, mark: rate(r), True),
                 ("% peak", lambda r, mark: pct_peak(r), True)]
-        return cols + [("algorithm", lambda r, mark: r.get("variant") or "-", False)] * algorithms, []
+        if algorithms:
+            cols.append(("algorithm", lambda r, mark: r.get("variant") or "-", False))
+        return cols, []
 
     def of(layout, cell):
         return lambda r, mark: cell(r["layouts"][layout], r, mark) if layout in r.get("layouts", {}) else "-"
@@ -146,7 +148,7 @@ def _convforge_columns(bases, algorithms):
     # "dx A, dw B" (backward) as two lines: the columns stay as wide as one algorithm's name.
     algorithm = [(f"{name} algorithm", of(l, lambda mine, r, mark: (mine.get("variant") or "-").replace(", ", "\n")),
                   False) for l, name in names]
-    return cols, algorithm * algorithms
+    return cols, algorithm if algorithms else []
 
 
 def tables(rows, peers, console=None):
@@ -173,7 +175,7 @@ def tables(rows, peers, console=None):
             table.add_column(title, justify="right", no_wrap=True)
         for key in ratio_keys:  # "NCHW vs torch" in two lines where there are layouts
             title = column_title(key)
-            table.add_column(title.replace(" vs ", " vs\n") if own and "layouts" in bases[0] else title,
+            table.add_column(title.replace(" vs ", " vs\n") if any("layouts" in r for r in bases) else title,
                              justify="right", no_wrap=True)
         for title, _, _ in last:
             table.add_column(title)
@@ -231,9 +233,10 @@ from .timing import NOISY_SPREAD as NOISY  # noqa: E402
 
 def plot(rows, peers, path, title=None):
     """convforge's speed-up over each peer as one compact grid per suite: a row per shape, a column
-    per (speed-up column of ratio_columns, pass, threads): vs each peer, and in the layout suites
-    each layout vs the peer's same layout and the best of each; each cell coloured on a log scale around parity and labelled with
-    the ratio (peer time / convforge time; > 1: convforge faster; "?" marks a noisy row)."""
+    per (speed-up column of ratio_columns, pass, threads), each cell coloured on a log scale around
+    parity and labelled with the ratio (peer time / convforge time; > 1: convforge faster; "?"
+    marks a noisy row). In the layout suites the columns are each layout against the peer's same
+    layout, and the best of each."""
     import matplotlib
 
     matplotlib.use("Agg")

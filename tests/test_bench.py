@@ -237,12 +237,76 @@ def test_quick_run_writes_the_documented_json(quick_run):
     assert {("pool2d", "max_k2s2_small", p, "torch") for p in ("fwd", "bwd")} <= seen
     conv_torch = next(r for r in rows if r["shape"] == "lenet_conv1" and r["candidate"] == "torch")
     assert set(conv_torch["variants"]) == {"nchw", "channels_last"}  # best of both layouts
+    assert "layouts" not in next(r for r in rows if r["suite"] == "gemm")  # GEMM has one layout
     gemm = next(r for r in rows if r["shape"] == "square_128" and r["candidate"] == "convforge")
     assert gemm["gflops"] > 0 and gemm["pct_peak"] > 0 and set(gemm["ratios"]) == {"numpy", "torch"}
     pool = next(r for r in rows if r["suite"] == "pool2d" and r["candidate"] == "convforge")
     assert pool["gbps"] > 0 and pool["bound"] == "memory"
     assert pool["cache_resident"] is (doc["machine"]["last_level_cache_bytes"] > 8 * 64 * 56 * 56 * 4 * 1.25)
     assert not gemm["cache_resident"]  # only memory-bound cases are judged against DRAM
+
+
+def _by(rows, suite, shape, pass_, candidate):
+    return next(r for r in rows if (r["suite"], r["shape"], r["pass"], r["candidate"]) == (suite, shape, pass_, candidate))
+
+
+def test_quick_run_times_conv2d_and_pooling_in_both_layouts(quick_run):
+    _, doc = quick_run
+    rows = doc["results"]
+    peak = doc["machine"]["peaks"]["1"]
+    for suite, shape in (("conv2d", "lenet_conv1"), ("pool2d", "max_k2s2_small")):
+        for pass_ in ("fwd", "bwd"):
+            mine, torch = _by(rows, suite, shape, pass_, "convforge"), _by(rows, suite, shape, pass_, "torch")
+            numpy = _by(rows, suite, shape, pass_, "numpy")
+            assert set(mine["layouts"]) == set(torch["layouts"]) == {"nchw", "channels_last"}
+            assert "layouts" not in numpy  # the float64 reference runs on NCHW only
+            for layout, figures in mine["layouts"].items():
+                assert figures["samples"] >= 7 and figures["q1_s"] <= figures["median_s"] <= figures["q3_s"]
+                assert figures["pct_peak"] > 0
+                if suite == "conv2d":  # % of the FMA peak, from the FLOP and this layout's own time
+                    assert figures["pct_peak"] == pytest.approx(100 * figures["gflops"] / peak["fma_gflops"])
+                else:
+                    assert figures["pct_peak"] == pytest.approx(100 * figures["gbps"] / peak["triad_gbps"])
+            # The row's own figures are its faster layout's.
+            assert mine["median_s"] == min(v["median_s"] for v in mine["layouts"].values())
+            assert mine["median_s"] == mine["layouts"][mine["layout"]]["median_s"]
+            # Speed-ups from the medians: like layout against like layout, and best against best.
+            for layout in ("nchw", "channels_last"):
+                assert mine["layout_ratios"][layout] == {
+                    "torch": pytest.approx(torch["layouts"][layout]["median_s"] / mine["layouts"][layout]["median_s"])}
+            assert mine["ratios"]["torch"] == pytest.approx(torch["median_s"] / mine["median_s"])
+            assert mine["ratios"]["numpy"] == pytest.approx(numpy["median_s"] / mine["median_s"])
+    # The algorithm convforge's chooser runs on each layout, beside its time.
+    args = dict(input_shape=(64, 1, 28, 28), weight_shape=(6, 1, 5, 5))
+    for layout, cl in (("nchw", False), ("channels_last", True)):
+        fwd = _by(rows, "conv2d", "lenet_conv1", "fwd", "convforge")["layouts"][layout]["variant"]
+        assert fwd == convforge.conv2d_algorithm(**args, channels_last=cl)
+        bwd = _by(rows, "conv2d", "lenet_conv1", "bwd", "convforge")["layouts"][layout]["variant"]
+        assert bwd == (f"dx {convforge.conv2d_algorithm(**args, pass_='grad_input', channels_last=cl)}, "
+                       f"dw {convforge.conv2d_algorithm(**args, pass_='grad_weight', channels_last=cl)}")
+
+
+def test_quick_run_summary_has_a_geomean_per_column(quick_run):
+    _, doc = quick_run
+    summary = {(s["suite"], s["pass"], s["threads"]): s for s in doc["summary"]}
+    assert set(summary) == {("gemm", "fwd", 1), ("conv2d", "fwd", 1), ("conv2d", "bwd", 1), ("conv2d", "all", 1),
+                            ("pool2d", "fwd", 1), ("pool2d", "bwd", 1), ("pool2d", "all", 1)}
+    gemm = [r for r in doc["results"] if r["suite"] == "gemm" and r["candidate"] == "convforge"]
+    assert summary["gemm", "fwd", 1]["cases"] == 2
+    for peer in ("numpy", "torch"):
+        assert summary["gemm", "fwd", 1]["geomean"][f"vs_{peer}"] == pytest.approx(
+            np.sqrt(gemm[0]["ratios"][peer] * gemm[1]["ratios"][peer]))
+        assert summary["gemm", "fwd", 1]["min"][f"vs_{peer}"] == min(r["ratios"][peer] for r in gemm)
+    fwd, bwd = (_by(doc["results"], "conv2d", "lenet_conv1", p, "convforge") for p in ("fwd", "bwd"))
+    both = summary["conv2d", "all", 1]
+    assert list(both["geomean"]) == ["nchw_vs_torch", "channels_last_vs_torch", "best_vs_torch", "best_vs_numpy"]
+    assert both["cases"] == 2 and summary["conv2d", "fwd", 1]["cases"] == 1
+    for layout in ("nchw", "channels_last"):
+        assert summary["conv2d", "fwd", 1]["geomean"][f"{layout}_vs_torch"] == pytest.approx(
+            fwd["layout_ratios"][layout]["torch"])
+        assert both["geomean"][f"{layout}_vs_torch"] == pytest.approx(
+            np.sqrt(fwd["layout_ratios"][layout]["torch"] * bwd["layout_ratios"][layout]["torch"]))
+    assert both["geomean"]["best_vs_torch"] == pytest.approx(np.sqrt(fwd["ratios"]["torch"] * bwd["ratios"]["torch"]))
 
 
 def test_quick_run_plot_is_a_png(quick_run):
@@ -260,11 +324,22 @@ def test_tables_render_every_suite(quick_run):
     console = Console(width=200, record=True)
     output.tables(doc["results"], ["numpy", "torch"], console)
     text = console.export_text()
-    for needle in ("gemm: convforge vs numpy, torch", "square_128", "lenet_conv1", "GFLOP/s", "GB/s", "vs torch"):
+    # (The layout suites show % peak per layout in place of the rate, which stays in the JSON.)
+    for needle in ("gemm: convforge vs numpy, torch", "square_128", "lenet_conv1", "GFLOP/s", "vs torch"):
         assert needle in text
-    # conv2d rows name the algorithm the chooser ran, for each pass.
+    # conv2d rows name the algorithm the chooser ran, for each pass and layout.
     fwd = convforge.conv2d_algorithm((64, 1, 28, 28), (6, 1, 5, 5))
     assert "algorithm" in text and fwd in text and f"dx {fwd}" in text
+    # The layout suites: convforge's and torch's time per layout, the paired ratios, and geomeans.
+    conv = text[text.index("conv2d: convforge"):text.index("pool2d: convforge")]
+    for needle in ("NCHW", "NHWC", "% peak", "NCHW algorithm", "NHWC algorithm", "torch", "NCHW vs", "NHWC vs",
+                   "best vs", "geomean"):
+        assert needle in conv, needle
+    base = _by(doc["results"], "conv2d", "lenet_conv1", "fwd", "convforge")
+    line = next(ln for ln in conv.splitlines() if "lenet_conv1" in ln and "fwd" in ln)
+    for x in (*[base["layout_ratios"][layout]["torch"] for layout in ("nchw", "channels_last")], base["ratios"]["torch"]):
+        assert output.fmt_ratio(x) in line
+    assert "NHWC vs torch: torch channels_last time / convforge NHWC time" in " ".join(text.split())
 
 
 def test_report_rewrites_only_the_marked_readme_section(quick_run, tmp_path):
@@ -281,5 +356,131 @@ def test_report_rewrites_only_the_marked_readme_section(quick_run, tmp_path):
     assert f"### {kind}" in text and "| square_128" in text and "| lenet_conv1" in text
     assert "1T vs torch" in text and "speedup.png" in text
     assert (results / kind / "speedup.png").exists()
+    # conv2d: a time and % peak per convforge layout, the paired and best speed-ups, geomean rows.
+    for needle in ("1T NCHW ms", "1T NHWC % peak", "1T NCHW vs torch", "1T NHWC vs torch", "1T best vs torch",
+                   "| geomean | all |"):
+        assert needle in text, needle
+    recorded = json.loads((results / kind / "conv2d.json").read_text())
+    assert {s["suite"] for s in recorded["summary"]} == {"conv2d"}  # each suite's file has its own summary
     with pytest.raises(ValueError, match="markers"):
         report.rewrite("no markers", "x")
+
+
+def test_report_and_plot_read_results_recorded_before_the_layouts(quick_run, tmp_path):
+    """A recording without layouts (one convforge time per case, torch's better layout) still
+    renders: one time column and a `vs peer` column per peer."""
+    _, doc = quick_run
+    old = dict(doc, results=[{k: v for k, v in r.items() if k not in ("layout", "layouts", "layout_ratios")}
+                             for r in doc["results"]])
+    del old["summary"]
+    conv = dict(old, results=[r for r in old["results"] if r["suite"] == "conv2d"])
+    conv["settings"] = dict(old["settings"], suites=["conv2d"])
+    table = report.suite_table(conv)
+    assert table.splitlines()[0] == "| case | pass | 1T ms | 1T rate | 1T % peak | 1T vs numpy | 1T vs torch |"
+    assert "| geomean | all |" in table and "NHWC" not in table
+    output.plot(old["results"], ["numpy", "torch"], tmp_path / "old.png")
+    assert (tmp_path / "old.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts: the pairing of convforge's and torch's layouts, on fake timings
+
+
+def _fake_interleaved(medians):
+    """timing.interleaved's stand-in: every sample of a contestant lasts medians[(who, layout)];
+    the callables are not called."""
+    def interleaved(fns, samples=7, **kwargs):
+        out = {}
+        for label in fns:
+            who = label.split("[")[0]
+            layout = next((l for l in ("channels_last", "nchw") if l in label), None)
+            out[label] = timing.summarize([medians[(who, layout)]] * samples)
+        return out
+    return interleaved
+
+
+def test_ratios_are_computed_from_the_timings_of_each_layout(monkeypatch, tmp_path):
+    # convforge is faster in NCHW, torch in channels_last: every column tells a different story.
+    fwd = {("convforge", "nchw"): 2e-3, ("convforge", "channels_last"): 4e-3, ("torch", "nchw"): 6e-3,
+           ("torch", "channels_last"): 3e-3, ("numpy", None): 0.1}
+    bwd = {**fwd, ("convforge", "nchw"): 4e-3}  # backward: convforge's layouts tie, torch's best is faster
+    calls = []
+
+    def interleaved(fns, samples=7, **kwargs):
+        calls.append(set(fns))
+        return _fake_interleaved(fwd if len(calls) == 1 else bwd)(fns, samples)
+
+    monkeypatch.setattr(timing, "interleaved", interleaved)
+    out = tmp_path / "fake.json"
+    assert cli.main(["conv2d", "--quick", "--shapes", "lenet_conv1", "--threads", "1", "--json", str(out)]) == 0
+    # Every contestant in one interleaved timing: convforge and torch in both layouts, and numpy.
+    assert [len(c) for c in calls] == [5, 5]
+    doc = json.loads(out.read_text())
+    f, b = (_by(doc["results"], "conv2d", "lenet_conv1", p, "convforge") for p in ("fwd", "bwd"))
+    assert f["layout_ratios"] == {"nchw": {"torch": pytest.approx(3.0)}, "channels_last": {"torch": pytest.approx(0.75)}}
+    assert f["ratios"] == {"numpy": pytest.approx(50.0), "torch": pytest.approx(1.5)}  # 3 ms / 2 ms, best of each
+    assert f["layout"] == "nchw" and f["median_s"] == pytest.approx(2e-3)
+    assert b["layout_ratios"]["nchw"]["torch"] == pytest.approx(1.5) and b["ratios"]["torch"] == pytest.approx(0.75)
+    assert b["median_s"] == pytest.approx(4e-3)  # a tie: either layout is the best
+    t = _by(doc["results"], "conv2d", "lenet_conv1", "fwd", "torch")
+    assert t["layout"] == "channels_last" and t["variant"] == "channels_last" and t["median_s"] == pytest.approx(3e-3)
+    both = next(s for s in doc["summary"] if s["pass"] == "all")
+    assert both["geomean"] == {"nchw_vs_torch": pytest.approx(np.sqrt(3.0 * 1.5)),
+                               "channels_last_vs_torch": pytest.approx(0.75),
+                               "best_vs_torch": pytest.approx(np.sqrt(1.5 * 0.75)),
+                               "best_vs_numpy": pytest.approx(np.sqrt(50.0 * 25.0))}
+    assert both["min"]["nchw_vs_torch"] == pytest.approx(1.5) and both["min"]["best_vs_torch"] == pytest.approx(0.75)
+    # The table shows the same numbers.
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    output.tables(doc["results"], ["numpy", "torch"], console)
+    line = next(ln for ln in console.export_text().splitlines() if "lenet_conv1" in ln and "fwd" in ln)
+    cells = [c.strip() for c in line.split("│")]
+    assert cells[cells.index("3.00x"):cells.index("3.00x") + 4] == ["3.00x", "0.75x", "1.50x", "50.0x"]
+    assert "2.00" in cells and "4.00" in cells and "6.00" in cells and "3.00" in cells
+
+
+def _tiny_conv():
+    return suites._conv("tiny_conv", 2, 4, 6, 5, 8, 3, padding=1)
+
+
+@pytest.mark.parametrize("pass_", ["fwd", "bwd"])
+def test_convforge_runs_on_nhwc_arrays_in_the_nhwc_contestant(pass_, monkeypatch):
+    seen = []
+    real = convforge.conv2d if pass_ == "fwd" else convforge.conv2d_backward
+
+    def spy(*args, **kwargs):
+        seen.append([check.memory_format(a) for a in args if isinstance(a, np.ndarray)])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convforge, "conv2d" if pass_ == "fwd" else "conv2d_backward", spy)
+    case = _tiny_conv()
+    problem = run.build_problem(case, pass_, ops.PEERS)
+    run.check_problem(case, pass_, problem)
+    convforge_impls = [i for i in problem.impls if i.who == "convforge"]
+    assert [i.layout for i in convforge_impls] == ["nchw", "channels_last"]
+    # Each contestant's arrays (input, weight, grad_output) are all in its layout; bias is 1-D.
+    assert [set(s) - {None} for s in seen] == [{"nchw"}, {"channels_last"}]
+
+
+def test_a_result_in_another_memory_format_than_torchs_stops_the_run():
+    case = _tiny_conv()
+    problem = run.build_problem(case, "fwd", ("torch",))
+    nhwc = next(i for i in problem.impls if i.who == "convforge" and i.layout == "channels_last")
+    right = nhwc.fn
+    nhwc.fn = lambda: np.ascontiguousarray(right())  # right values, but NCHW memory: a hidden copy
+    with pytest.raises(check.CheckError, match=r"conv2d tiny_conv fwd: convforge\[channels_last, .*\]: output: "
+                                               r"returned in nchw memory format, torch\[channels_last\] in channels_last"):
+        run.check_problem(case, "fwd", problem)
+
+
+def test_memory_format_by_torchs_rule():
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    assert check.memory_format(x) == "nchw"
+    assert check.memory_format(ops.nhwc(x)) == "channels_last"
+    assert check.memory_format(ops.nhwc(x[:, :1])) == "nchw"  # one channel: both, read as NCHW like torch
+    assert check.memory_format(x[:, :, ::2]) == "strided"
+    assert check.memory_format(x[0]) is None
+    with pytest.raises(check.CheckError, match="grad_input: expected a dense NCHW or channels_last array"):
+        check.compare_formats("x", ["strided"], [check.Expected("grad_input", x)])
