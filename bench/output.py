@@ -202,8 +202,9 @@ def tables(rows, peers, console=None):
                 cells.append(f"[{_ratio_style(x)}]{fmt_ratio(x)}[/]" if x is not None else "-")
             cells += [cell(base, mark) if base else "-" for _, cell, _ in last]
             table.add_row(*cells)
-        table.add_section()
-        for i, s in enumerate(summary(suite_rows)):
+        if ratio_keys:  # with a peer: the geometric means of its columns
+            table.add_section()
+        for i, s in enumerate(summary(suite_rows) if ratio_keys else []):
             cells = ["geomean" if i == 0 else "", s["pass"], str(s["threads"])] + [""] * (len(own) + len(peer_cols))
             for key in ratio_keys:
                 x = s["geomean"].get(key)
