@@ -18,7 +18,7 @@ import numpy as np
 import convforge
 from convforge import reference
 
-from .check import Expected
+from .check import Expected, memory_format
 
 PEERS = ("numpy", "torch")
 F32 = 4  # bytes
@@ -150,8 +150,11 @@ def conv2d(case, pass_, peers, rng):
         return [torch.from_numpy(a).contiguous(memory_format=fmt) if a.ndim == 4 else torch.from_numpy(a) for a in arrays]
 
     def algorithm(pass_name, layout):  # the CPU algorithm convforge's chooser runs, reported beside the time
-        return convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_name, channels_last=layout == "channels_last",
-                                          **args)
+        # In the layout the kernels read: NHWC arrays with one channel (lenet_conv1's input and
+        # weight) are also NCHW ones, read as NCHW by torch's rule, as torch reads them.
+        cx, cw = _in_layout(layout, x, w)
+        nhwc_read = any(memory_format(a) == "channels_last" for a in (cx, cw))
+        return convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_name, channels_last=nhwc_read, **args)
 
     impls = []
     if pass_ == "fwd":

@@ -276,14 +276,16 @@ def test_quick_run_times_conv2d_and_pooling_in_both_layouts(quick_run):
                     "torch": pytest.approx(torch["layouts"][layout]["median_s"] / mine["layouts"][layout]["median_s"])}
             assert mine["ratios"]["torch"] == pytest.approx(torch["median_s"] / mine["median_s"])
             assert mine["ratios"]["numpy"] == pytest.approx(numpy["median_s"] / mine["median_s"])
-    # The algorithm convforge's chooser runs on each layout, beside its time.
+    # The algorithm convforge's chooser runs on each layout, beside its time. lenet_conv1 has one
+    # input channel: its NHWC arrays are NCHW ones too, read as NCHW (torch's rule), so both
+    # contestants run the NCHW algorithm (the tiny_conv test below covers a true NHWC one).
     args = dict(input_shape=(64, 1, 28, 28), weight_shape=(6, 1, 5, 5))
-    for layout, cl in (("nchw", False), ("channels_last", True)):
+    for layout in ("nchw", "channels_last"):
         fwd = _by(rows, "conv2d", "lenet_conv1", "fwd", "convforge")["layouts"][layout]["variant"]
-        assert fwd == convforge.conv2d_algorithm(**args, channels_last=cl)
+        assert fwd == convforge.conv2d_algorithm(**args)
         bwd = _by(rows, "conv2d", "lenet_conv1", "bwd", "convforge")["layouts"][layout]["variant"]
-        assert bwd == (f"dx {convforge.conv2d_algorithm(**args, pass_='grad_input', channels_last=cl)}, "
-                       f"dw {convforge.conv2d_algorithm(**args, pass_='grad_weight', channels_last=cl)}")
+        assert bwd == (f"dx {convforge.conv2d_algorithm(**args, pass_='grad_input')}, "
+                       f"dw {convforge.conv2d_algorithm(**args, pass_='grad_weight')}")
 
 
 def test_quick_run_summary_has_a_geomean_per_column(quick_run):
@@ -462,6 +464,15 @@ def test_convforge_runs_on_nhwc_arrays_in_the_nhwc_contestant(pass_, monkeypatch
     assert [i.layout for i in convforge_impls] == ["nchw", "channels_last"]
     # Each contestant's arrays (input, weight, grad_output) are all in its layout; bias is 1-D.
     assert [set(s) - {None} for s in seen] == [{"nchw"}, {"channels_last"}]
+    # Each names the algorithm the chooser picks for its layout.
+    args = dict(input_shape=(2, 4, 6, 5), weight_shape=(8, 4, 3, 3), padding=1)
+    for impl, cl in zip(convforge_impls, (False, True)):
+        if pass_ == "fwd":
+            assert impl.variant == convforge.conv2d_algorithm(**args, channels_last=cl)
+        else:
+            assert impl.variant == (f"dx {convforge.conv2d_algorithm(**args, pass_='grad_input', channels_last=cl)}, "
+                                    f"dw {convforge.conv2d_algorithm(**args, pass_='grad_weight', channels_last=cl)}")
+    assert convforge_impls[0].variant != convforge_impls[1].variant  # NHWC has algorithms of its own
 
 
 def test_a_result_in_another_memory_format_than_torchs_stops_the_run():
