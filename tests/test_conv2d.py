@@ -301,6 +301,26 @@ def test_channels_last_views(case):
     assert is_channels_last(grads[0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws", [
+    ((3, 3, 10, 9), (64, 3, 3, 3)),   # many output channels, few taps: dW^T (k x c_out) as the GEMM
+    ((3, 16, 10, 9), (8, 16, 3, 3)),  # few output channels: dW (c_out x k)
+])
+def test_channels_last_grad_weight_orientations(xs, ws, dtype, isa):
+    """nhwc_gemm_im2col's weight gradient runs as dW or as its transpose, whichever fills the
+    register tiles better: both against the reference."""
+    x, w, _ = make(xs, ws, dtype, "orientation")
+    kw = dict(padding=1)
+    dy = random(reference.conv2d(x, w, None, **kw).shape, dtype, "dy")
+    got = convforge.conv2d_backward(nhwc(dy), nhwc(x), nhwc(w), output_mask=(False, True, False),
+                                    algorithm="nhwc_gemm_im2col", **kw)[1]
+    assert is_channels_last(got)
+    expected = reference.conv2d_backward(dy, x, w, output_mask=(False, True, False), **kw)[1]
+    magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=(False, True, False),
+                                          **kw)[1]
+    assert_close(got, expected, magnitude, dy.shape[0] * dy.shape[2] * dy.shape[3])
+
+
 def test_channels_last_unbatched():
     """An HWC image viewed as CHW gives a C-contiguous output, as in torch (whose unsqueezed
     batch stride does not order it channels_last)."""

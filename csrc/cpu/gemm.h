@@ -172,6 +172,11 @@ inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w
       for (int64_t p = 0; p < kc; ++p)
         for (int j = int(w); j < W; ++j) dst[p * W + j] = T(0);
     pack_transpose<W>(s, js, kc, w, dst);
+  } else if (js == 1) {  // a narrow last panel: zero the row (a fixed-length loop), then copy
+    for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {
+      for (int j = 0; j < W; ++j) dst[j] = T(0);
+      for (int64_t j = 0; j < w; ++j) dst[j] = s[j];
+    }
   } else {
     for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {
       for (int64_t j = 0; j < w; ++j) dst[j] = s[j * js];

@@ -114,8 +114,9 @@ bool prefers_padded_planes(const Conv2dParams& p) {
 }
 
 // grad_input as the flipped-weight forward: with few input channels that forward has only
-// c_in / groups rows to spread the packing of its (c_out * kh * kw) x pixels B operand over, and
-// dcol = W^T * dY (B reused by every tap) plus col2im is faster (LeNet's second layer: 1.3x).
+// c_in / groups rows (NCHW; columns on NHWC) to spread the packing of its im2col operand over,
+// and dcol = W^T * dY (dY reused by every tap) plus col2im is faster (LeNet's second layer: 1.3x
+// NCHW, 5x NHWC).
 bool prefers_flipped_forward(const Conv2dParams& p) {
   constexpr int64_t kMinInputChannels = 16;
   return p.c_in == p.groups || p.c_in / p.groups >= kMinInputChannels;
@@ -199,8 +200,7 @@ Choice choose(const Conv2dParams& p, Pass pass, const char* forced) {
   switch (pass) {
     case Pass::forward: return {&auto_forward(p)};
     case Pass::grad_input:
-      // NHWC: the flipped forward writes grad_input in place, col2im adds into it.
-      if (flippable && (p.channels_last || prefers_flipped_forward(p))) return {&auto_forward(q), true};
+      if (flippable && prefers_flipped_forward(p)) return {&auto_forward(q), true};
       if (p.channels_last) return {&kNhwcIm2col};
       return {p.c_in == p.groups ? &kDirect : &kIm2col};
     case Pass::grad_weight: return {&auto_grad_weight(p)};

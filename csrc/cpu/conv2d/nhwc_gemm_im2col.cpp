@@ -6,8 +6,9 @@
 //                (row stride c_out).
 //   grad_input   dcol = dY_g * W_g (a band of pixels at a time, an L2-sized buffer), then col2im:
 //                runs of cig channels added into grad_input.
-//   grad_weight  dW_g (cog x k) = dY_g^T * im2col(x_g), the GEMM's depth running over the pixels
-//                of a slice of the batch (sliced_grad_weight).
+//   grad_weight  dW_g (cog x k) = dY_g^T * im2col(x_g), or its transpose where that fills the
+//                register tiles better, the GEMM's depth running over the pixels of a slice of the
+//                batch (sliced_grad_weight).
 #include "cpu/conv2d/gemm_common.h"
 
 namespace convforge::cpu::conv {
@@ -41,6 +42,16 @@ inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, const Pi
   const int64_t ih0 = px.oh * p.stride_h - p.pad_h, iw0 = px.ow * p.stride_w - p.pad_w;
   const bool rows_run = p.dilation_w == 1 && cig == p.c_in;
   const T* image = xg + px.n * p.h * p.w * p.c_in;
+  const int64_t row_len = p.kw * cig;
+  if (rows_run && k.i == 0 && k.j == 0 && k.ci == 0 && len == p.kh * row_len && ih0 >= 0 &&
+      ih0 + (p.kh - 1) * p.dilation_h < p.h && iw0 >= 0 && iw0 + p.kw <= p.w) {  // the whole window inside
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const T* src = image + ((ih0 + i * p.dilation_h) * p.w + iw0) * p.c_in;
+#pragma omp simd
+      for (int64_t t = 0; t < row_len; ++t) d[i * row_len + t] = src[t];
+    }
+    return;
+  }
   for (int64_t done = 0; done < len;) {
     const int64_t ih = ih0 + k.i * p.dilation_h, iw = iw0 + k.j * p.dilation_w;
     const bool inside = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w;
@@ -121,6 +132,10 @@ struct Im2colRowsPackA {
   }
 };
 
+inline bool pointwise(const Conv2dParams& p) {
+  return p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+}
+
 // grad_weight's B operand: B(q, k) = im2col row q0 + q, written straight into the panels (their
 // rows are im2col rows).
 template <typename T>
@@ -130,6 +145,10 @@ struct Im2colColumnsPackB {
   const T* xg;
   int64_t q0;
   void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
+    if (pointwise(p)) {  // the im2col matrix is the input itself
+      detail::pack_panels_any(xg + (q0 + k0) * p.c_in + j0, p.c_in, 1, kc, nc, nr, dst);
+      return;
+    }
     for (int64_t t0 = j0; t0 < j0 + nc; t0 += nr, dst += nr * kc) {
       const int64_t width = std::min(nr, j0 + nc - t0);
       const Column k(p, cig, t0);
@@ -142,6 +161,40 @@ struct Im2colColumnsPackB {
     }
   }
 };
+
+// The weight gradient's transpose as a GEMM, dW_g^T (k x cog) = im2col(x_g)^T * dY_g, when its
+// shape fills the register tiles better: A(k, q) = im2col row q0 + q, each panel row a piece of
+// an im2col row.
+template <typename T>
+struct Im2colTransposedPackA {
+  const Conv2dParams& p;
+  int64_t cig;
+  const T* xg;
+  int64_t q0;
+  void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
+    for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += mr * kc) {
+      const int64_t rows = std::min(mr, mc - r0);
+      const Column k(p, cig, i0 + r0);
+      Pixel px(p, q0 + k0);
+      for (int64_t q = 0; q < kc; ++q, px.next(p)) {
+        T* d = dst + q * mr;
+        im2col_row(p, cig, xg, px, k, rows, d);
+        for (int64_t t = rows; t < mr; ++t) d[t] = T(0);
+      }
+    }
+  }
+};
+
+// Whether grad_weight runs as its transpose: the padding of the rows to the register tile's MR
+// and of the columns to its NR wastes less.
+template <typename T>
+bool transposed_grad_weight(const Geometry& g) {
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  const auto padded = [&](int64_t rows, int64_t cols) {
+    return detail::round_up(rows, kern.mr) * detail::round_up(cols, kern.nr);
+  };
+  return 10 * padded(g.k, g.cog) < 9 * padded(g.cog, g.k);
+}
 
 // The adjoint of im2col_row for the pixels [q0, q0 + count): dx += col, col's rows of k.
 template <typename T>
@@ -211,11 +264,21 @@ template <typename T>
 void grad_weight(const Conv2dParams& p, const Arena& arena, const T* dy, const T* x, T* dw) {
   const Geometry g = geometry(p);
   const GemmKernel<T> kern = gemm_kernel<T>();
+  const bool transposed = transposed_grad_weight<T>(g);
   sliced_grad_weight(p, g, arena, dw, [&](int64_t grp, int64_t n0, int64_t n1, T* dwg, int nt) {
-    const int64_t q0 = n0 * g.ohw;
+    const int64_t q0 = n0 * g.ohw, pixels = (n1 - n0) * g.ohw;
+    if (transposed) {  // into the item's scratch, then transposed into dW
+      T* dwt = arena.item<T>();
+      const Im2colTransposedPackA<T> pack_x{p, g.cig, x + grp * g.cig, q0};
+      const StridedPackB<T> pack_dy{dy + q0 * p.c_out + grp * g.cog, p.c_out, 1};  // B(q, co)
+      gemm_packed(kern, g.k, g.cog, pixels, T(1), pack_x, pack_dy, T(0), dwt, g.cog, nt);
+      for (int64_t co = 0; co < g.cog; ++co)
+        for (int64_t k = 0; k < g.k; ++k) dwg[co * g.k + k] = dwt[k * g.cog + co];
+      return;
+    }
     const StridedPackA<T> pack_dy{dy + q0 * p.c_out + grp * g.cog, 1, p.c_out};  // A(co, q)
     const Im2colColumnsPackB<T> pack_x{p, g.cig, x + grp * g.cig, q0};
-    gemm_packed(kern, g.cog, g.k, (n1 - n0) * g.ohw, T(1), pack_dy, pack_x, T(0), dwg, g.k, nt);
+    gemm_packed(kern, g.cog, g.k, pixels, T(1), pack_dy, pack_x, T(0), dwg, g.k, nt);
   });
 }
 
@@ -238,8 +301,12 @@ Workspace nhwc_gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
                                        : rows_scratch_bytes(gemm_kernel<double>());
   else if (pass == Pass::grad_input)
     ws.item = size_t(dtype_size(p.dtype)) * g.k * dcol_pixels(g);
-  else
+  else {
     ws.shared = weight_partials_bytes(p, g);
+    const bool transposed = p.dtype == DType::f32 ? transposed_grad_weight<float>(g)
+                                                  : transposed_grad_weight<double>(g);
+    if (transposed) ws.item = size_t(dtype_size(p.dtype)) * g.k * g.cog;
+  }
   return ws;
 }
 
