@@ -183,6 +183,7 @@ def test_chooser(shape, kw, pass_, name):
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "winograd_f4x3"),
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
     (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
+    (((8, 32, 16, 16), (64, 32, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
     (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
     (((8, 64, 28, 28), (16, 64, 3, 3)), dict(stride=2, padding=1), "grad_input", "nhwc_gemm_im2col"),
 ])
