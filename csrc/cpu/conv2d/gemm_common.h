@@ -93,6 +93,26 @@ struct ColumnBiasEpilogue {
   }
 };
 
+// The forward of an NHWC problem as one GEMM per group over the pixels of all images,
+// Y_g (pixels x cog) = A_g (pixels x k) * W_g^T + bias, written in place (row stride c_out), with
+// the packer of A_g from pack_a(group) and W OHWI (B(k, co) = w[co][k]).
+template <typename T, typename PackAOf>
+void nhwc_forward(const Conv2dParams& p, const T* w, const T* bias, T* y, const PackAOf& pack_a) {
+  const Geometry g = geometry(p);
+  const GemmKernel<T> kern = gemm_kernel<T>();
+  const int64_t pixels = p.n * g.ohw;
+  const int nt = gemm_threads(pixels, g.cog, g.k);
+  for (int64_t grp = 0; grp < p.groups; ++grp) {
+    const StridedPackB<T> pack_w{w + grp * g.cog * g.k, 1, g.k};
+    T* yg = y + grp * g.cog;
+    if (bias)
+      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_a(grp), pack_w, T(0), yg, p.c_out, nt,
+                  ColumnBiasEpilogue<T>{bias + grp * g.cog});
+    else
+      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_a(grp), pack_w, T(0), yg, p.c_out, nt);
+  }
+}
+
 // Runs fn(item, gemm_threads) for items [0, count): in parallel over items when there are enough
 // of them (each item's GEMM then runs on one thread), else one after another with threaded GEMMs.
 template <typename Fn>
@@ -156,6 +176,16 @@ bool typed_forward(const Conv2dParams& p, const void* x, const void* w, const vo
     fn(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y));
   });
   return true;
+}
+
+// An untyped backward entry of the list over a typed body: fn(a, b, out) with T* pointers (the
+// two inputs read, the gradient written).
+template <typename Fn>
+void typed_backward(const Conv2dParams& p, const void* a, const void* b, void* out, Fn&& fn) {
+  with_dtype(p, [&](auto zero) {
+    using T = decltype(zero);
+    fn(static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out));
+  });
 }
 
 }  // namespace

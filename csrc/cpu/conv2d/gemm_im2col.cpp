@@ -224,18 +224,12 @@ bool gemm_im2col_forward(const Conv2dParams& p, const Arena& arena, const void* 
 
 void gemm_im2col_grad_input(const Conv2dParams& p, const Arena& arena, const void* dy, const void* w,
                             void* dx) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    grad_input(p, arena, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
-  });
+  typed_backward(p, dy, w, dx, [&](auto... typed) { grad_input(p, arena, typed...); });
 }
 
 bool gemm_im2col_grad_weight(const Conv2dParams& p, const Arena& arena, const void* dy, const void* x,
                              void* dw) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    grad_weight(p, arena, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
-  });
+  typed_backward(p, dy, x, dw, [&](auto... typed) { grad_weight(p, arena, typed...); });
   return true;
 }
 

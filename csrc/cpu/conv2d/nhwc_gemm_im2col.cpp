@@ -136,8 +136,24 @@ inline bool pointwise(const Conv2dParams& p) {
   return p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
 }
 
-// grad_weight's B operand: B(q, k) = im2col row q0 + q, written straight into the panels (their
-// rows are im2col rows).
+// Panels whose rows are pieces of im2col rows, for the columns [k0, k0 + nk) (panels `width`
+// wide, the last zero-padded) and the pixels [q, q + count): dst[panel][pixel][width].
+template <typename T>
+void pack_im2col_pieces(const Conv2dParams& p, int64_t cig, const T* xg, int64_t q, int64_t count, int64_t k0,
+                        int64_t nk, int64_t width, T* dst) {
+  for (int64_t t0 = k0; t0 < k0 + nk; t0 += width, dst += width * count) {
+    const int64_t w = std::min(width, k0 + nk - t0);
+    const Column k(p, cig, t0);
+    Pixel px(p, q);
+    for (int64_t r = 0; r < count; ++r, px.next(p)) {
+      T* d = dst + r * width;
+      im2col_row(p, cig, xg, px, k, w, d);
+      for (int64_t t = w; t < width; ++t) d[t] = T(0);
+    }
+  }
+}
+
+// grad_weight's B operand: B(q, k) = im2col row q0 + q.
 template <typename T>
 struct Im2colColumnsPackB {
   const Conv2dParams& p;
@@ -145,26 +161,15 @@ struct Im2colColumnsPackB {
   const T* xg;
   int64_t q0;
   void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
-    if (pointwise(p)) {  // the im2col matrix is the input itself
+    if (pointwise(p))  // the im2col matrix is the input itself
       detail::pack_panels_any(xg + (q0 + k0) * p.c_in + j0, p.c_in, 1, kc, nc, nr, dst);
-      return;
-    }
-    for (int64_t t0 = j0; t0 < j0 + nc; t0 += nr, dst += nr * kc) {
-      const int64_t width = std::min(nr, j0 + nc - t0);
-      const Column k(p, cig, t0);
-      Pixel px(p, q0 + k0);
-      for (int64_t r = 0; r < kc; ++r, px.next(p)) {
-        T* d = dst + r * nr;
-        im2col_row(p, cig, xg, px, k, width, d);
-        for (int64_t t = width; t < nr; ++t) d[t] = T(0);
-      }
-    }
+    else
+      pack_im2col_pieces(p, cig, xg, q0 + k0, kc, j0, nc, nr, dst);
   }
 };
 
 // The weight gradient's transpose as a GEMM, dW_g^T (k x cog) = im2col(x_g)^T * dY_g, when its
-// shape fills the register tiles better: A(k, q) = im2col row q0 + q, each panel row a piece of
-// an im2col row.
+// shape fills the register tiles better: A(k, q) = im2col row q0 + q.
 template <typename T>
 struct Im2colTransposedPackA {
   const Conv2dParams& p;
@@ -172,16 +177,7 @@ struct Im2colTransposedPackA {
   const T* xg;
   int64_t q0;
   void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
-    for (int64_t r0 = 0; r0 < mc; r0 += mr, dst += mr * kc) {
-      const int64_t rows = std::min(mr, mc - r0);
-      const Column k(p, cig, i0 + r0);
-      Pixel px(p, q0 + k0);
-      for (int64_t q = 0; q < kc; ++q, px.next(p)) {
-        T* d = dst + q * mr;
-        im2col_row(p, cig, xg, px, k, rows, d);
-        for (int64_t t = rows; t < mr; ++t) d[t] = T(0);
-      }
-    }
+    pack_im2col_pieces(p, cig, xg, q0 + k0, kc, i0, mc, mr, dst);
   }
 };
 
@@ -224,20 +220,7 @@ int64_t dcol_pixels(const Geometry& g) {
 
 template <typename T>
 void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, const T* bias, T* y) {
-  const Geometry g = geometry(p);
-  const GemmKernel<T> kern = gemm_kernel<T>();
-  const int64_t pixels = p.n * g.ohw;
-  const int nt = gemm_threads(pixels, g.cog, g.k);
-  for (int64_t grp = 0; grp < p.groups; ++grp) {
-    const Im2colRowsPackA<T> pack_x{p, g.cig, x + grp * g.cig, arena};
-    const StridedPackB<T> pack_w{w + grp * g.cog * g.k, 1, g.k};  // B(k, co) = w[co][k]
-    T* yg = y + grp * g.cog;
-    if (bias)
-      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt,
-                  ColumnBiasEpilogue<T>{bias + grp * g.cog});
-    else
-      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt);
-  }
+  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return Im2colRowsPackA<T>{p, p.c_in / p.groups, x + grp * (p.c_in / p.groups), arena}; });
 }
 
 template <typename T>
@@ -317,18 +300,12 @@ bool nhwc_gemm_im2col_forward(const Conv2dParams& p, const Arena& arena, const v
 
 void nhwc_gemm_im2col_grad_input(const Conv2dParams& p, const Arena& arena, const void* dy, const void* w,
                                  void* dx) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    grad_input(p, arena, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
-  });
+  typed_backward(p, dy, w, dx, [&](auto... typed) { grad_input(p, arena, typed...); });
 }
 
 bool nhwc_gemm_im2col_grad_weight(const Conv2dParams& p, const Arena& arena, const void* dy, const void* x,
                                   void* dw) {
-  with_dtype(p, [&](auto zero) {
-    using T = decltype(zero);
-    grad_weight(p, arena, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
-  });
+  typed_backward(p, dy, x, dw, [&](auto... typed) { grad_weight(p, arena, typed...); });
   return true;
 }
 

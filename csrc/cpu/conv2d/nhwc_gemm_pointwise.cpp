@@ -9,20 +9,7 @@ namespace {
 
 template <typename T>
 void forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-  const Geometry g = geometry(p);
-  const GemmKernel<T> kern = gemm_kernel<T>();
-  const int64_t pixels = p.n * g.ohw;
-  const int nt = gemm_threads(pixels, g.cog, g.cig);
-  for (int64_t grp = 0; grp < p.groups; ++grp) {
-    const StridedPackA<T> pack_x{x + grp * g.cig, p.c_in, 1};
-    const StridedPackB<T> pack_w{w + grp * g.cog * g.cig, 1, g.cig};  // B(ci, co) = w[co][ci]
-    T* yg = y + grp * g.cog;
-    if (bias)
-      gemm_packed(kern, pixels, g.cog, g.cig, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt,
-                  ColumnBiasEpilogue<T>{bias + grp * g.cog});
-    else
-      gemm_packed(kern, pixels, g.cog, g.cig, T(1), pack_x, pack_w, T(0), yg, p.c_out, nt);
-  }
+  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return StridedPackA<T>{x + grp * (p.c_in / p.groups), p.c_in, 1}; });
 }
 
 }  // namespace
