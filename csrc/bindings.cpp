@@ -289,11 +289,13 @@ static void py_conv2d_backward(const py::handle& grad_output_obj, const py::hand
 // ---------------------------------------------------------------------------------------------
 // Pooling
 
+// The problem, and the layout of all its arrays (input, output, indices, the gradients):
+// channels_last when one of `arrays` is; each must then be dense in that layout.
 static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pair padding,
-                                Pair dilation, bool ceil_mode) {
+                                Pair dilation, bool ceil_mode,
+                                std::initializer_list<const View*> arrays) {
   require_float(input);
   input.require_ndim(4);
-  input.require_contiguous();
   CHECK(kernel[0] > 0 && kernel[1] > 0, "kernel_size: expected positive values, got (", kernel[0],
         ", ", kernel[1], ")");
   CHECK(stride[0] > 0 && stride[1] > 0, "stride: expected positive values, got (", stride[0], ", ",
@@ -319,6 +321,8 @@ static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pai
   p.stride_h = stride[0], p.stride_w = stride[1];
   p.pad_h = padding[0], p.pad_w = padding[1];
   p.dilation_h = dilation[0], p.dilation_w = dilation[1];
+  p.channels_last = channels_last_layout(arrays);
+  input.require_dense(p.channels_last);
   p.out_h = pool_out_size(p.h, p.kh, p.stride_h, p.pad_h, p.dilation_h, ceil_mode);
   p.out_w = pool_out_size(p.w, p.kw, p.stride_w, p.pad_w, p.dilation_w, ceil_mode);
   CHECK(p.out_h > 0 && p.out_w > 0, "kernel_size: expected a window that fits the padded input (",
@@ -330,7 +334,7 @@ static Pool2dParams pool_params(const View& input, Pair kernel, Pair stride, Pai
 static void require_indices(const View& indices, const Pool2dParams& p) {
   indices.require_dtype(DType::i64);
   indices.require_shape({p.n, p.c, p.out_h, p.out_w});
-  indices.require_contiguous();
+  indices.require_dense(p.channels_last);
 }
 
 static void py_max_pool2d_forward(const py::handle& input_obj, const py::handle& output_obj,
@@ -338,8 +342,9 @@ static void py_max_pool2d_forward(const py::handle& input_obj, const py::handle&
                                   Pair padding, Pair dilation, bool ceil_mode) {
   View input = to_view(input_obj, "input"), output = to_view(output_obj, "output");
   auto indices = to_optional_view(indices_obj, "indices");
-  Pool2dParams p = pool_params(input, kernel, stride, padding, dilation, ceil_mode);
-  require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input});
+  Pool2dParams p = pool_params(input, kernel, stride, padding, dilation, ceil_mode,
+                               {&input, &output, indices ? &*indices : nullptr});
+  require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input}, p.channels_last);
   if (indices) {
     indices->require_same_device(input);
     require_indices(*indices, p);
@@ -359,22 +364,24 @@ static void py_max_pool2d_backward(const py::handle& grad_output_obj, const py::
   View indices = to_view(indices_obj, "indices"), grad_input = to_view(grad_input_obj, "grad_input");
   require_float(grad_input);
   grad_input.require_ndim(4);
-  Pool2dParams p = pool_params(grad_input, kernel, stride, padding, dilation, ceil_mode);
+  Pool2dParams p = pool_params(grad_input, kernel, stride, padding, dilation, ceil_mode,
+                               {&grad_input, &grad_output, &indices});
   grad_output.require_dtype(p.dtype);
   grad_output.require_same_device(grad_input);
   grad_output.require_shape({p.n, p.c, p.out_h, p.out_w});
-  grad_output.require_contiguous();
+  grad_output.require_dense(p.channels_last);
   indices.require_same_device(grad_input);
   require_indices(indices, p);
-  require_output(grad_input, grad_input, grad_input.shape, {&grad_output, &indices});
+  require_output(grad_input, grad_input, grad_input.shape, {&grad_output, &indices}, p.channels_last);
   py::gil_scoped_release release;
   max_pool2d_backward(p, grad_output.data, static_cast<const int64_t*>(indices.data), grad_input.data);
 }
 
 static Pool2dParams avg_params(const View& input, Pair kernel, Pair stride, Pair padding,
                                bool ceil_mode, bool count_include_pad,
-                               std::optional<int64_t> divisor_override) {
-  Pool2dParams p = pool_params(input, kernel, stride, padding, {1, 1}, ceil_mode);
+                               std::optional<int64_t> divisor_override,
+                               std::initializer_list<const View*> arrays) {
+  Pool2dParams p = pool_params(input, kernel, stride, padding, {1, 1}, ceil_mode, arrays);
   CHECK(!divisor_override || *divisor_override > 0,
         "divisor_override: expected a positive integer, got ", divisor_override.value_or(0));
   p.count_include_pad = count_include_pad;
@@ -387,8 +394,8 @@ static void py_avg_pool2d_forward(const py::handle& input_obj, const py::handle&
                                   bool count_include_pad, std::optional<int64_t> divisor_override) {
   View input = to_view(input_obj, "input"), output = to_view(output_obj, "output");
   Pool2dParams p = avg_params(input, kernel, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override);
-  require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input});
+                              divisor_override, {&input, &output});
+  require_output(output, input, {p.n, p.c, p.out_h, p.out_w}, {&input}, p.channels_last);
   py::gil_scoped_release release;
   avg_pool2d_forward(p, input.data, output.data);
 }
@@ -401,12 +408,12 @@ static void py_avg_pool2d_backward(const py::handle& grad_output_obj, const py::
   require_float(grad_input);
   grad_input.require_ndim(4);
   Pool2dParams p = avg_params(grad_input, kernel, stride, padding, ceil_mode, count_include_pad,
-                              divisor_override);
+                              divisor_override, {&grad_input, &grad_output});
   grad_output.require_dtype(p.dtype);
   grad_output.require_same_device(grad_input);
   grad_output.require_shape({p.n, p.c, p.out_h, p.out_w});
-  grad_output.require_contiguous();
-  require_output(grad_input, grad_input, grad_input.shape, {&grad_output});
+  grad_output.require_dense(p.channels_last);
+  require_output(grad_input, grad_input, grad_input.shape, {&grad_output}, p.channels_last);
   py::gil_scoped_release release;
   avg_pool2d_backward(p, grad_output.data, grad_input.data);
 }

@@ -21,6 +21,8 @@ static void validate(const Pool2dParams& p) {
         p.divisor_override);
   CHECK(p.out_h > 0 && p.out_w > 0, "pool2d: the output would be empty (", p.out_h, " x ",
         p.out_w, ")");
+  CHECK(p.device == Device::cpu || !p.channels_last, "input: the '", device_name(p.device),
+        "' backend reads C-contiguous (NCHW) arrays, got channels_last ones");
 }
 
 #if CONVFORGE_WITH_CUDA

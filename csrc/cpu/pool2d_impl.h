@@ -2,7 +2,7 @@
 // (csrc/cpu/pool2d.cpp: scalar, pool2d__avx2.cpp, pool2d__avx512.cpp), each translation unit
 // with its own ISA flags and its own traits.
 //
-// Layout: NCHW planes, threaded over the n * c planes. Within a plane, outputs whose windows lie
+// Layout: NCHW planes, threaded over the n * c planes (NHWC, with channels_last: see nhwc below). Within a plane, outputs whose windows lie
 // inside the input ("interior") are computed S::N at a time along the width; the border (padding,
 // ceil_mode's clipped windows) goes through per-element functions that are torch's loops
 // verbatim. Backward passes are gathers over input pixels: each grad_input row is computed in
@@ -42,6 +42,44 @@
 namespace convforge::cpu {
 namespace {
 namespace pool {
+
+// One lane: the scalar ISA's traits, and the NHWC path's when a pixel has fewer channels than
+// a vector has lanes (or its plane offsets do not fit the int32 index lanes).
+template <typename T_>
+struct Scalar {
+  using T = T_;
+  using V = T;
+  using I = int64_t;
+  using M = bool;
+  using C = int64_t;
+  static constexpr int N = 1;
+  static V zero() { return T(0); }
+  static V set1(T v) { return v; }
+  static V loadu(const T* p) { return *p; }
+  static void storeu(T* p, V v) { *p = v; }
+  template <int SW> static V load_s(const T* p) { return *p; }
+  template <int SW> static void store_s(T* p, const V* a) {
+    for (int c = 0; c < SW; ++c) p[c] = a[c];
+  }
+  static V add(V a, V b) { return a + b; }
+  static V div(V a, V b) { return a / b; }
+  static M gt_or_nan(V v, V best) { return v > best || std::isnan(v); }
+  static V select(M m, V a, V b) { return m ? a : b; }
+  static I select_i(M m, I a, I b) { return m ? a : b; }
+  static I iota(int64_t start, int64_t) { return start; }
+  static I add_i(I a, int64_t k) { return a + k; }
+  static void store_idx(int64_t* p, I v) { *p = v; }
+  static C cand(int64_t start, int64_t) { return start; }
+  static constexpr bool narrow_indices = false;
+  static void narrow(const int64_t*, int32_t*, int64_t) {}
+  static M eq(const int32_t*, I) { return M(); }
+  static M eq(const int64_t* p, C c) { return *p == c; }
+  static V add_masked(V acc, M m, V v) { return m ? acc + v : acc; }
+  static I count(I cnt, M m) { return cnt + m; }
+  static int64_t hsum(I cnt) { return cnt; }
+  static M lanes_from(int64_t k) { return k <= 0; }
+  static M and_(M a, M b) { return a && b; }
+};
 
 // A window shape fixed at compile time (0: read from the params at run time) and the width
 // stride of the vector path, 1 or 2.
@@ -367,6 +405,276 @@ inline void avg_backward_plane(const Geom& g, const Phases<Sh>& ph, const Cover&
 }
 
 // ---------------------------------------------------------------------------------------------
+// NHWC (channels_last): a pixel's channels are contiguous, so vectors run along them and every
+// window tap is a plain load per vector. The window of an output pixel is computed once, as in
+// torch's loops, and serves all its channels; groups of vectors stay in registers across the
+// taps. Indices are the same plane offsets h * W + w as in NCHW (one value for all lanes), in
+// an NHWC-dense array. Threads take output rows (forward) or input rows (backward) of all
+// images. Backward passes gather as the NCHW ones do, in the same order of summation.
+namespace nhwc {
+
+template <int B_>
+struct Blocks {
+  static constexpr int B = B_;
+};
+template <class S_>
+struct Use {
+  using S = S_;
+};
+
+// Vectors per group: the running values (and indices) of a group live in registers.
+constexpr int kGroup = 4;
+
+// f(Blocks<B>{}, c0, fresh) for the channel blocks of one pixel: groups of B vectors, then single
+// vectors, then, where C is not a multiple of N, one vector shifted back to end at C (it redoes
+// some lanes, identically; `fresh` marks the lanes not done before). Needs C >= N.
+template <class S, int B, typename F>
+inline void channel_blocks(int64_t c, F&& f) {
+  int64_t c0 = 0;
+  for (; c0 + B * S::N <= c; c0 += B * S::N) f(Blocks<B>{}, c0, S::lanes_from(0));
+  for (; c0 + S::N <= c; c0 += S::N) f(Blocks<1>{}, c0, S::lanes_from(0));
+  if (c0 < c) f(Blocks<1>{}, c - S::N, S::lanes_from(c0 - (c - S::N)));
+}
+
+// Runs run(Use<S>{}) with the vector traits, or with one lane where a pixel has fewer channels
+// than a vector or the plane offsets do not fit the int32 index lanes.
+template <class S, typename Run>
+inline void with_traits(const Pool2dParams& p, Run&& run) {
+  const bool fits = p.h * p.w < (int64_t{1} << 31);
+  if (p.c >= S::N && fits) return run(Use<S>{});
+  run(Use<Scalar<typename S::T>>{});
+}
+
+// Max pooling's taps along one axis: a, a + d, ... < b (max_one's bounds).
+inline void max_taps(int64_t o, int64_t k, int64_t s, int64_t pad, int64_t d, int64_t in, int64_t& a,
+                     int64_t& b) {
+  a = o * s - pad;
+  b = std::min(a + (k - 1) * d + 1, in);
+  if (a < 0) a += ceil_div(-a, d) * d;
+}
+
+// Avg pooling's taps along one axis: [a, b) (avg_one's bounds).
+inline void avg_taps(int64_t o, int64_t k, int64_t s, int64_t pad, int64_t in, int64_t& a, int64_t& b) {
+  a = std::max<int64_t>(o * s - pad, 0);
+  b = std::min(o * s - pad + k, in);
+}
+
+template <class S, bool with_idx>
+void max_forward(const Pool2dParams& p, const Geom& g, const typename S::T* x, typename S::T* y,
+                 int64_t* idx, int nt) {
+  using T = typename S::T;
+  const int64_t c = p.c;
+  parallel_for(p.n * g.oh, nt, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {  // u = n * oh + output row
+      const T* xn = x + (u / g.oh) * g.h * g.w * c;
+      int64_t h0, h1;
+      max_taps(u % g.oh, g.kh, g.sh, g.ph, g.dh, g.h, h0, h1);
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        int64_t w0, w1;
+        max_taps(ow, g.kw, g.sw, g.pw, g.dw, g.w, w0, w1);
+        const int64_t out = (u * g.ow + ow) * c;
+        channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
+          constexpr int B = decltype(blocks)::B;
+          typename S::V best[B];
+          typename S::I best_i[B];
+          const auto first = S::iota(h0 * g.w + w0, 0);
+          for (int b = 0; b < B; ++b) best[b] = S::set1(-std::numeric_limits<T>::infinity()), best_i[b] = first;
+          for (int64_t ih = h0; ih < h1; ih += g.dh)
+            for (int64_t iw = w0; iw < w1; iw += g.dw) {
+              const T* xp = xn + (ih * g.w + iw) * c + c0;
+              const auto pos = S::iota(ih * g.w + iw, 0);
+              for (int b = 0; b < B; ++b) {
+                const auto v = S::loadu(xp + b * S::N);
+                const auto m = S::gt_or_nan(v, best[b]);
+                best[b] = S::select(m, v, best[b]);
+                if constexpr (with_idx) best_i[b] = S::select_i(m, pos, best_i[b]);
+              }
+            }
+          for (int b = 0; b < B; ++b) {
+            S::storeu(y + out + c0 + b * S::N, best[b]);
+            if constexpr (with_idx) S::store_idx(idx + out + c0 + b * S::N, best_i[b]);
+          }
+        });
+      }
+    }
+  });
+}
+
+template <class S>
+void avg_forward(const Pool2dParams& p, const Geom& g, const typename S::T* divisors,
+                 const typename S::T* x, typename S::T* y, int nt) {
+  using T = typename S::T;
+  const int64_t c = p.c;
+  parallel_for(p.n * g.oh, nt, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const T* xn = x + (u / g.oh) * g.h * g.w * c;
+      const int64_t oh = u % g.oh;
+      int64_t h0, h1;
+      avg_taps(oh, g.kh, g.sh, g.ph, g.h, h0, h1);
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        int64_t w0, w1;
+        avg_taps(ow, g.kw, g.sw, g.pw, g.w, w0, w1);
+        const auto divisor = S::set1(divisors[oh * g.ow + ow]);
+        T* yp = y + (u * g.ow + ow) * c;
+        channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
+          constexpr int B = decltype(blocks)::B;
+          typename S::V sum[B];
+          for (int b = 0; b < B; ++b) sum[b] = S::zero();
+          for (int64_t ih = h0; ih < h1; ++ih)
+            for (int64_t iw = w0; iw < w1; ++iw) {
+              const T* xp = xn + (ih * g.w + iw) * c + c0;
+              for (int b = 0; b < B; ++b) sum[b] = S::add(sum[b], S::loadu(xp + b * S::N));
+            }
+          for (int b = 0; b < B; ++b) S::storeu(yp + c0 + b * S::N, S::div(sum[b], divisor));
+        });
+      }
+    }
+  });
+}
+
+// Max backward, gathered: each grad_input pixel sums the grad_output elements of the outputs
+// covering it whose index names it, in output order. matched[n * h + r]: how many (output,
+// channel) pairs input row r of image n matched; an image whose rows together match fewer
+// than all its outputs has indices outside their windows, and the caller redoes it.
+template <class S>
+void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows, const Cover& cols,
+                         const typename S::T* dy, const int64_t* idx, typename S::T* dx,
+                         int64_t* matched, int nt) {
+  using T = typename S::T;
+  const int64_t c = p.c, out_image = g.oh * g.ow * c;
+  parallel_for(p.n * g.h, nt, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {  // u = n * h + input row
+      const int64_t r = u % g.h;
+      T* dxr = dx + u * g.w * c;
+      const T* dyn = dy + (u / g.h) * out_image;
+      const int64_t* in = idx + (u / g.h) * out_image;
+      const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
+      matched[u] = 0;
+      if (oh0 == oh1) {
+        std::fill(dxr, dxr + g.w * c, T(0));
+        continue;
+      }
+      auto counts = S::iota(0, 0);
+      for (int64_t iw = 0; iw < g.w; ++iw) {
+        const int64_t *ow0 = cols.begin(iw), *ow1 = cols.end(iw);
+        const auto cand = S::cand(r * g.w + iw, 0);
+        T* dxp = dxr + iw * c;
+        channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M fresh) {
+          constexpr int B = decltype(blocks)::B;
+          typename S::V acc[B];
+          for (int b = 0; b < B; ++b) acc[b] = S::zero();
+          for (const int64_t* oh = oh0; oh != oh1; ++oh)
+            for (const int64_t* ow = ow0; ow != ow1; ++ow) {
+              const int64_t o = (*oh * g.ow + *ow) * c + c0;
+              for (int b = 0; b < B; ++b) {
+                const auto m = S::eq(in + o + b * S::N, cand);
+                acc[b] = S::add_masked(acc[b], m, S::loadu(dyn + o + b * S::N));
+                counts = S::count(counts, S::and_(m, fresh));
+              }
+            }
+          for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc[b]);
+        });
+      }
+      matched[u] = S::hsum(counts);
+    }
+  });
+}
+
+// Max backward of the images whose indices the gather did not all match: redone as torch does
+// it, a scatter in output order, skipping (and reporting) indices outside the plane.
+template <typename T>
+bool max_backward_scatter(const Pool2dParams& p, const Geom& g, const T* dy, const int64_t* idx,
+                          T* dx, const int64_t* matched, int nt) {
+  const int64_t c = p.c, plane = g.h * g.w, out_image = g.oh * g.ow * c;
+  Scratch flags_storage;
+  uint8_t* const outside = scratch_zeros<uint8_t>(flags_storage, p.n);
+  parallel_for(p.n, nt, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      int64_t total = 0;
+      for (int64_t r = 0; r < g.h; ++r) total += matched[n * g.h + r];
+      if (total == out_image) continue;
+      const T* dyn = dy + n * out_image;
+      const int64_t* in = idx + n * out_image;
+      T* dxn = dx + n * plane * c;
+      std::fill(dxn, dxn + plane * c, T(0));
+      for (int64_t o = 0; o < g.oh * g.ow; ++o)
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const int64_t i = in[o * c + ch];
+          if (uint64_t(i) < uint64_t(plane))
+            dxn[i * c + ch] += dyn[o * c + ch];
+          else
+            outside[n] = 1;
+        }
+    }
+  });
+  for (int64_t n = 0; n < p.n; ++n)
+    if (outside[n]) return false;
+  return true;
+}
+
+// Avg backward, gathered from share = grad_output / divisor. A thread computes the share of the
+// output rows its input rows need as they first need them (rows [lo, next) of its current
+// image are done), so they are still in cache when read.
+template <class S>
+void avg_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows, const Cover& cols,
+                         const typename S::T* divisors, const typename S::T* dy,
+                         typename S::T* dx, int nt) {
+  using T = typename S::T;
+  const int64_t c = p.c, out_row = g.ow * c;
+  parallel_for(p.n * g.h, nt, [&](int64_t u0, int64_t u1) {
+    static thread_local Scratch share_storage;  // per-thread workspace, reused across calls
+    int64_t image = -1, lo = 0, next = 0;
+    T* share = nullptr;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / g.h, r = u % g.h;
+      const T* dyn = dy + n * g.oh * out_row;
+      if (n != image) {  // the output rows covering this image's input rows [r, r_end)
+        const int64_t r_end = std::min(g.h, r + (u1 - u));
+        int64_t hi = 0;
+        lo = g.oh;
+        for (int64_t i = r; i < r_end; ++i)
+          if (rows.begin(i) != rows.end(i)) lo = std::min(lo, *rows.begin(i)), hi = std::max(hi, rows.end(i)[-1] + 1);
+        share = scratch_array<T>(share_storage, std::max<int64_t>(hi - lo, 0) * out_row);
+        image = n, next = lo;
+      }
+      T* dxr = dx + u * g.w * c;
+      const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
+      if (oh0 == oh1) {
+        std::fill(dxr, dxr + g.w * c, T(0));
+        continue;
+      }
+      for (; next <= oh1[-1]; ++next)
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+          const auto divisor = S::set1(divisors[next * g.ow + ow]);
+          const T* src = dyn + next * out_row + ow * c;
+          T* dst = share + (next - lo) * out_row + ow * c;
+          channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
+            for (int b = 0; b < decltype(blocks)::B; ++b)
+              S::storeu(dst + c0 + b * S::N, S::div(S::loadu(src + c0 + b * S::N), divisor));
+          });
+        }
+      for (int64_t iw = 0; iw < g.w; ++iw) {
+        const int64_t *ow0 = cols.begin(iw), *ow1 = cols.end(iw);
+        T* dxp = dxr + iw * c;
+        channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
+          constexpr int B = decltype(blocks)::B;
+          typename S::V acc[B];
+          for (int b = 0; b < B; ++b) acc[b] = S::zero();
+          for (const int64_t* oh = oh0; oh != oh1; ++oh)
+            for (const int64_t* ow = ow0; ow != ow1; ++ow) {
+              const T* sp = share + (*oh - lo) * out_row + *ow * c + c0;
+              for (int b = 0; b < B; ++b) acc[b] = S::add(acc[b], S::loadu(sp + b * S::N));
+            }
+          for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc[b]);
+        });
+      }
+    }
+  });
+}
+
+}  // namespace nhwc
+
+// ---------------------------------------------------------------------------------------------
 // Drivers: threads over planes.
 
 inline int pool_threads(const Pool2dParams& p, double bytes_per_plane) {
@@ -379,6 +687,14 @@ void max_forward(const Pool2dParams& p, const typename S::T* x, typename S::T* y
   const Geom g = make_geom(p);
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane) + (idx ? 8.0 * out_plane : 0.0));
+  if (p.channels_last)
+    return nhwc::with_traits<S>(p, [&](auto use) {
+      using U = typename decltype(use)::S;
+      if (idx)
+        nhwc::max_forward<U, true>(p, g, x, y, idx, nt);
+      else
+        nhwc::max_forward<U, false>(p, g, x, y, idx, nt);
+    });
   with_shape(p, [&](auto sh) {
     using Sh = decltype(sh);
     parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
@@ -405,6 +721,10 @@ void avg_forward(const Pool2dParams& p, const typename S::T* x, typename S::T* y
   const T* const divisors = avg_divisors<T>(p, divisors_storage);
   const T inner = p.divisor_override ? T(p.divisor_override) : T(p.kh * p.kw);
   const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane));
+  if (p.channels_last)
+    return nhwc::with_traits<S>(p, [&](auto use) {
+      nhwc::avg_forward<typename decltype(use)::S>(p, g, divisors, x, y, nt);
+    });
   with_shape(p, [&](auto sh) {
     using Sh = decltype(sh);
     parallel_for(p.n * p.c, nt, [&](int64_t p0, int64_t p1) {
@@ -428,6 +748,15 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
   const Geom g = make_geom(p);
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane) + 8.0 * out_plane);
+  if (p.channels_last) {
+    const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, g.dh), cols(g.w, g.ow, g.kw, g.sw, g.pw, g.dw);
+    Scratch matched_storage;
+    int64_t* const matched = scratch_array<int64_t>(matched_storage, p.n * g.h);
+    nhwc::with_traits<S>(p, [&](auto use) {
+      nhwc::max_backward_gather<typename decltype(use)::S>(p, g, rows, cols, dy, idx, dx, matched, nt);
+    });
+    return nhwc::max_backward_scatter(p, g, dy, idx, dx, matched, nt);
+  }
   std::atomic<bool> in_bounds{true};
   with_shape(p, [&](auto sh) {
     using Sh = decltype(sh);
@@ -471,6 +800,12 @@ void avg_backward(const Pool2dParams& p, const typename S::T* dy, typename S::T*
   Scratch divisors_storage;
   const T* const divisors = avg_divisors<T>(p, divisors_storage);
   const int nt = pool_threads(p, sizeof(T) * (in_plane + out_plane));
+  if (p.channels_last) {
+    const Cover rows(g.h, g.oh, g.kh, g.sh, g.ph, 1), cols(g.w, g.ow, g.kw, g.sw, g.pw, 1);
+    return nhwc::with_traits<S>(p, [&](auto use) {
+      nhwc::avg_backward_gather<typename decltype(use)::S>(p, g, rows, cols, divisors, dy, dx, nt);
+    });
+  }
   with_shape(p, [&](auto sh) {
     using Sh = decltype(sh);
     const Phases<Sh> phases(g, S::N);

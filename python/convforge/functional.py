@@ -244,9 +244,13 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """2-D max pooling as ``torch.nn.functional.max_pool2d``: NaN propagates (the last NaN of a
     window gives the index), the first maximum wins ties, and indices are int64 offsets
     ``h * W + w`` within each plane. ``padding`` may be at most half of ``kernel_size`` (torch's
-    rule for ``max_pool2d_with_indices``, which autograd uses)."""
+    rule for ``max_pool2d_with_indices``, which autograd uses).
+
+    Memory format follows torch: the output and the indices are channels_last (NHWC memory, e.g.
+    an NHWC array viewed as ``x_nhwc.transpose(0, 3, 1, 2)``) when the input is, else
+    C-contiguous. The CPU kernels read and write NHWC arrays in place."""
     x, unbatched = _batched(input, "input")
-    cl, nhwc = channels_last(x), False
+    cl, nhwc = _layout(x)
     x = as_input(x, "input", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     dilation = positive_pair(dilation, "dilation")
@@ -273,7 +277,8 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
     unbatched) supplies the shape and dtype of ``grad_input``, its values are not read. Each
     ``grad_output`` element is added at the position its index names, whichever position of its
     plane that is; an index outside ``[0, H * W)`` raises ``ValueError``. Deterministic: sums run
-    in output order, as torch's do.
+    in output order, as torch's do. ``grad_input`` is channels_last when ``input`` is (torch's
+    rule); ``grad_output`` and ``indices`` in the other layout are converted.
     """
     x, unbatched = _batched(input, "input")
     check_array(grad_output, "grad_output")
@@ -282,7 +287,7 @@ def max_pool2d_backward(grad_output, input, indices, kernel_size, stride=None, p
         raise TypeError(f"indices: expected dtype int64, got {indices.dtype}")
     if unbatched:
         grad_output, indices = grad_output[None], indices[None]
-    cl, nhwc = channels_last(x), False
+    cl, nhwc = _layout(x)
     grad_output = as_input(grad_output, "grad_output", nhwc)
     indices = as_input(indices, "indices", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
@@ -303,9 +308,10 @@ def _divisor(divisor_override):
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
-    """2-D average pooling as ``torch.nn.functional.avg_pool2d``, with torch's divisor rules."""
+    """2-D average pooling as ``torch.nn.functional.avg_pool2d``, with torch's divisor rules.
+    The output is channels_last when the input is (torch's rule, as for :func:`max_pool2d`)."""
     x, unbatched = _batched(input, "input")
-    cl, nhwc = channels_last(x), False
+    cl, nhwc = _layout(x)
     x = as_input(x, "input", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     out = empty(x, _pool_output(x, kernel, stride, padding, (1, 1), ceil_mode), channels_last=nhwc)
@@ -324,13 +330,14 @@ def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
     arguments of ``torch.ops.aten.avg_pool2d_backward``: every ``grad_output`` element divided by
     its window's divisor is added to each input position of its window. ``grad_output`` has the
     output's shape; ``input`` (batched or unbatched) supplies the shape and dtype of
-    ``grad_input``, its values are not read. Deterministic.
+    ``grad_input``, its values are not read. Deterministic. ``grad_input`` is channels_last
+    when ``input`` is (torch's rule); a ``grad_output`` in the other layout is converted.
     """
     x, unbatched = _batched(input, "input")
     check_array(grad_output, "grad_output")
     if unbatched:
         grad_output = grad_output[None]
-    cl, nhwc = channels_last(x), False
+    cl, nhwc = _layout(x)
     grad_output = as_input(grad_output, "grad_output", nhwc)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     grad_input = empty(x, x.shape, channels_last=nhwc)
