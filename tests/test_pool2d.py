@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 import convforge
-from convforge import reference
+from convforge import _C, reference
+from convforge._arrays import channels_last
 from helpers import assert_close, random, rng
 
 DTYPES = [np.float32, np.float64]
@@ -58,29 +59,50 @@ def depth_of(kernel):
     return kh * kw
 
 
+def nhwc(a):
+    """The same values in NHWC memory, viewed as NCHW (torch's channels_last)."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def assert_format(actual, expected, what):
+    """actual in the memory format of torch's result `expected` (NumPy views of the same dtype):
+    the same strides along every dimension of size > 1."""
+    same = all(n == 1 or a == b for n, a, b in zip(actual.shape, actual.strides, expected.strides))
+    assert same, f"{what}: strides {actual.strides}, torch's {expected.strides} (shape {actual.shape})"
+
+
+# torch's results, its backward ops called directly: autograd would lay a leaf's .grad out like
+# the leaf, not in the memory format the op chose. x.copy(order="K") keeps x's memory format.
 def torch_max(x, g, kernel, stride, padding, dilation, ceil_mode):
-    xt = torch.from_numpy(x.copy()).requires_grad_()
+    xt = torch.from_numpy(x.copy(order="K"))
     out, idx = F.max_pool2d(xt, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
-    out.backward(torch.from_numpy(g))
-    return out.detach().numpy(), idx.numpy(), xt.grad.numpy()
+    grad = torch.ops.aten.max_pool2d_with_indices_backward(
+        torch.from_numpy(g), xt, as_pair(kernel), as_pair(stride), as_pair(padding), as_pair(dilation),
+        ceil_mode, idx)
+    return out.numpy(), idx.numpy(), grad.numpy()
 
 
 def torch_avg(x, g, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    xt = torch.from_numpy(x.copy()).requires_grad_()
+    xt = torch.from_numpy(x.copy(order="K"))
     out = F.avg_pool2d(xt, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    out.backward(torch.from_numpy(g))
-    return out.detach().numpy(), xt.grad.numpy()
+    grad = torch.ops.aten.avg_pool2d_backward(torch.from_numpy(g), xt, as_pair(kernel), as_pair(stride),
+                                              as_pair(padding), ceil_mode, count_include_pad, divisor_override)
+    return out.numpy(), grad.numpy()
 
 
-def check_max(x, kernel, stride, padding, dilation, ceil_mode, use_torch=True):
+def check_max(x, kernel, stride, padding, dilation, ceil_mode, use_torch=True, g_layout=None):
+    """convforge against the reference and torch; g_layout(array) lays grad_output out (by
+    default in the input's memory format, as autograd hands it over)."""
     args = (kernel, stride, padding, dilation, ceil_mode)
     out, idx = convforge.max_pool2d(x, *args, return_indices=True)
     ref_out, ref_idx = reference.max_pool2d(x, *args, return_indices=True)
     assert out.dtype == x.dtype and idx.dtype == np.int64
     np.testing.assert_array_equal(out, ref_out.astype(x.dtype))  # a selection: exact
     np.testing.assert_array_equal(idx, ref_idx)
-    assert np.array_equal(convforge.max_pool2d(x, *args), out, equal_nan=True)
+    only = convforge.max_pool2d(x, *args)
+    assert np.array_equal(only, out, equal_nan=True) and only.strides == out.strides
     g = random(out.shape, x.dtype, "grad", x.shape)
+    g = (g_layout or (nhwc if channels_last(x) else np.ascontiguousarray))(g)
     grad = convforge.max_pool2d_backward(g, x, idx, *args)
     ref_grad = reference.max_pool2d_backward(g, x, idx, *args)
     magnitude = reference.max_pool2d_backward(np.abs(g), x, idx, *args)
@@ -91,9 +113,12 @@ def check_max(x, kernel, stride, padding, dilation, ceil_mode, use_torch=True):
         np.testing.assert_array_equal(out, t_out)
         np.testing.assert_array_equal(idx, t_idx)  # torch's indices, bit for bit
         assert_close(t_grad, ref_grad, magnitude, depth_of(kernel), what="torch grad_input")
+        for name, a, t in (("output", out, t_out), ("indices", idx, t_idx), ("grad_input", grad, t_grad)):
+            assert_format(a, t, name)
 
 
-def check_avg(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, use_torch=True):
+def check_avg(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, use_torch=True,
+              g_layout=None):
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     out = convforge.avg_pool2d(x, *args)
     ref_out = reference.avg_pool2d(x, *args)
@@ -101,6 +126,7 @@ def check_avg(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_
     depth = depth_of(kernel) + 1  # the sum, then the division
     assert_close(out, ref_out, reference.avg_pool2d(np.abs(x), *args), depth, what="output")
     g = random(out.shape, x.dtype, "grad", x.shape)
+    g = (g_layout or (nhwc if channels_last(x) else np.ascontiguousarray))(g)
     grad = convforge.avg_pool2d_backward(g, x, *args)
     ref_grad = reference.avg_pool2d_backward(g, x, *args)
     magnitude = reference.avg_pool2d_backward(np.abs(g), x, *args)
@@ -110,6 +136,11 @@ def check_avg(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_
         t_out, t_grad = torch_avg(x, g, *args)
         assert_close(t_out, ref_out, reference.avg_pool2d(np.abs(x), *args), depth, what="torch output")
         assert_close(t_grad, ref_grad, magnitude, depth, what="torch grad_input")
+        # The same loops in the same order as torch's, on either layout: the same bits.
+        np.testing.assert_array_equal(out, t_out)
+        np.testing.assert_array_equal(grad, t_grad)
+        assert_format(out, t_out, "output")
+        assert_format(grad, t_grad, "grad_input")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,18 +311,142 @@ def test_empty_batch():
 
 
 # ----------------------------------------------------------------------------------------------
-# Max pooling backward honours whatever in-plane indices it is given
+# channels_last (NHWC): the kernels read and write NHWC memory in place, vectors along the
+# channels. Channel counts around every ISA's vector widths (4, 8, 16 lanes; groups of 4
+# vectors): fewer than a vector, whole vectors, groups plus a shifted last vector.
+
+NHWC_CHANNELS = [19, 3, 37, 70, 8, 1, 16, 33, 64, 5, 24]
+
+
+def with_channels(shape, i):
+    n, _, h, w = shape
+    return (n, NHWC_CHANNELS[i % len(NHWC_CHANNELS)], h, w)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_backward_arbitrary_indices(dtype, isa):
-    x = random((2, 3, 10, 40), dtype, "arbitrary")
-    out, idx = convforge.max_pool2d(x, 2, 2, return_indices=True)
+@pytest.mark.parametrize("i", range(len(MAX_CASES)), ids=lambda i: str(MAX_CASES[i]))
+def test_max_pool2d_nhwc(i, dtype, isa):
+    shape, *args = MAX_CASES[i]
+    x = nhwc(random(with_channels(shape, i), dtype, "max-nhwc"))
+    assert channels_last(x) or x.flags.c_contiguous  # one channel or one pixel: NCHW memory too
+    check_max(x, *args)
+
+
+@pytest.mark.parametrize("variant", AVG_VARIANTS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("i", range(len(AVG_CASES)), ids=lambda i: str(AVG_CASES[i]))
+def test_avg_pool2d_nhwc(i, dtype, variant, isa):
+    shape, kernel, stride, padding, _, ceil_mode = AVG_CASES[i]
+    x = nhwc(random(with_channels(shape, i + 1), dtype, "avg-nhwc"))
+    check_avg(x, kernel, stride, padding, ceil_mode, *variant)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_shape_nhwc(dtype, isa):
+    x = nhwc(random((2, 64, 28, 30), dtype, "layer-nhwc"))
+    for kernel, padding in ((2, 0), (3, 1)):
+        check_max(x, kernel, 2, padding, 1, False)
+        check_avg(x, kernel, 2, padding, False, True, None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_nhwc_views(dtype):
+    """channels_last views that are not dense (torch's rule still says channels_last) are copied
+    once into dense NHWC; the outputs are channels_last, as torch's."""
+    base = random((2, 21, 45, 40), dtype, "strided-nhwc")  # N, H, W, C
+    views = [base[:, 1::2, ::3].transpose(0, 3, 1, 2),     # rows and columns skipped
+             base[..., 3:37].transpose(0, 3, 1, 2),        # a slice of the channels
+             base[..., ::2].transpose(0, 3, 1, 2)]         # every other channel
+    for x in views:
+        assert channels_last(x) and not x.flags.c_contiguous
+        check_max(x, 3, 2, 1, 1, True)
+        check_avg(x, 2, 2, 1, False, False, None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mixed_layouts(dtype):
+    """grad_output and indices in the other layout than the input are converted (the memory
+    format of grad_input follows the input's, as in torch)."""
+    x = nhwc(random((2, 20, 9, 31), dtype, "mixed"))
+    for g_layout in (np.ascontiguousarray, nhwc):
+        check_max(x, 3, 2, 1, 1, False, g_layout=g_layout)
+        check_max(np.ascontiguousarray(x), 2, 2, 0, 1, True, g_layout=g_layout)
+        check_avg(x, 3, 2, 1, True, True, None, g_layout=g_layout)
+        check_avg(np.ascontiguousarray(x), 3, 1, 1, False, False, 2, g_layout=g_layout)
+    out, idx = convforge.max_pool2d(x, 3, 2, 1, return_indices=True)
     g = random(out.shape, dtype, "g")
-    idx = idx.copy()
+    expected = convforge.max_pool2d_backward(nhwc(g), x, idx, 3, 2, 1)
+    for grad_output, indices in ((g, idx), (nhwc(g), np.ascontiguousarray(idx)), (g, np.ascontiguousarray(idx))):
+        got = convforge.max_pool2d_backward(grad_output, x, indices, 3, 2, 1)
+        np.testing.assert_array_equal(got, expected)
+        assert got.strides == expected.strides
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_inf_ties_nhwc(dtype, isa):
+    x = random((2, 37, 9, 30), dtype, "nan-nhwc")
+    x[rng("nan-nhwc-mask").random(x.shape) < 0.08] = np.nan
+    x[rng("inf-nhwc-mask").random(x.shape) < 0.1] = -np.inf
+    x[0, 3] = -np.inf  # whole windows of -inf, with padding
+    x[1, 5, 2, 3] = np.inf
+    x = nhwc(x)
+    for args in [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False)]:
+        check_max(x, *args)
+        out = convforge.max_pool2d(x, *args)
+        assert np.isnan(out).any() and not np.isnan(out).all()
+    ties = nhwc(rng("ties-nhwc").integers(0, 3, size=(2, 21, 9, 30)).astype(dtype))
+    for args in [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (2, 2, 1, 2, True)]:
+        check_max(ties, *args)
+    finite = nhwc(np.where(np.isinf(x), np.array(1e30, dtype), x))
+    check_avg(finite, 3, 2, 1, True, False, None)
+
+
+def test_threads_give_the_same_bits_nhwc(threads):
+    x = nhwc(random((4, 40, 30, 35), np.float32, "threads-nhwc"))
+    g = nhwc(random((4, 40, 15, 18), np.float32, "g"))
+    results = []
+    for n in (1, 2):
+        threads(n)
+        out, idx = convforge.max_pool2d(x, 3, 2, 1, return_indices=True)
+        results.append((out, idx, convforge.max_pool2d_backward(g, x, idx, 3, 2, 1),
+                        convforge.avg_pool2d(x, 3, 2, 1), convforge.avg_pool2d_backward(g, x, 3, 2, 1)))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", SMALL_CASES, ids=str)
+def test_backends_nhwc(case, backend):
+    """On every backend (the CUDA ones compute on NCHW copies) the outputs follow the input's
+    memory format."""
+    shape, kernel, stride, padding, dilation, ceil_mode = case
+    x = nhwc(random(shape, np.float32, "backend-nhwc"))
+    check_max(x, kernel, stride, padding, dilation, ceil_mode, use_torch=False)
+    out, idx = convforge.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    assert channels_last(out) == channels_last(idx) == channels_last(x)
+    if dilation == 1:
+        check_avg(x, kernel, stride, padding, ceil_mode, True, None, use_torch=False)
+        assert channels_last(convforge.avg_pool2d(x, kernel, stride, padding, ceil_mode)) == channels_last(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Max pooling backward honours whatever in-plane indices it is given
+
+
+LAYOUTS = {"nchw": np.ascontiguousarray, "nhwc": nhwc}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_backward_arbitrary_indices(dtype, layout, isa):
+    arrange = LAYOUTS[layout]
+    x = arrange(random((2, 3 if layout == "nchw" else 19, 10, 40), dtype, "arbitrary"))
+    out, idx = convforge.max_pool2d(x, 2, 2, return_indices=True)
+    g = arrange(random(out.shape, dtype, "g"))
+    idx = arrange(idx)
     idx[0, 1, 2, 3] = 0            # outside its window, inside the plane
     idx[1, 2] = 7                  # a whole plane pointing at one position
     got = convforge.max_pool2d_backward(g, x, idx, 2, 2)
+    assert got.strides == x.strides
     expected = reference.max_pool2d_backward(g, x, idx, 2, 2)
     magnitude = reference.max_pool2d_backward(np.abs(g), x, idx, 2, 2)
     assert_close(got, expected, magnitude, depth=idx[0, 0].size)
@@ -299,12 +454,19 @@ def test_max_backward_arbitrary_indices(dtype, isa):
     t = torch.ops.aten.max_pool2d_with_indices_backward(
         torch.from_numpy(g), torch.from_numpy(x), [2, 2], [2, 2], [0, 0], [1, 1], False, torch.from_numpy(idx))
     assert_close(t.numpy(), expected, magnitude, depth=idx[0, 0].size)
+    np.testing.assert_array_equal(got, t.numpy())  # the same scatter order as torch's: the same bits
+    # One image with an index outside its window (redone as a scatter), one gathered.
+    idx[1] = convforge.max_pool2d(x, 2, 2, return_indices=True)[1][1]
+    t = torch.ops.aten.max_pool2d_with_indices_backward(
+        torch.from_numpy(g), torch.from_numpy(x), [2, 2], [2, 2], [0, 0], [1, 1], False, torch.from_numpy(idx))
+    np.testing.assert_array_equal(convforge.max_pool2d_backward(g, x, idx, 2, 2), t.numpy())
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kernel", [2, 3])
 @pytest.mark.parametrize("bad", [-1, 400, 2**31, -(2**40), "2**32 + own"])
-def test_max_backward_rejects_indices_outside_the_plane(bad, kernel, isa):
-    x = random((2, 3, 10, 40), np.float32, "outside")
+def test_max_backward_rejects_indices_outside_the_plane(bad, kernel, layout, isa):
+    x = LAYOUTS[layout](random((2, 3 if layout == "nchw" else 21, 10, 40), np.float32, "outside"))
     out, idx = convforge.max_pool2d(x, kernel, 2, return_indices=True)
     idx[1, 1, 3, 4] = idx[1, 1, 3, 4] + 2**32 if bad == "2**32 + own" else bad  # no 32-bit aliasing
     with pytest.raises(ValueError, match="indices"):
@@ -356,6 +518,65 @@ BAD_CALLS = [
 def test_bad_input(call, error, name):
     with pytest.raises(error, match=name):
         call()
+
+
+# The binding on its own (convforge._C): an op's arrays share one layout, decided from all of
+# them; an array in the other layout (or dense in neither) is named.
+XN = nhwc(random((2, 20, 8, 9), np.float32, "bad-nhwc"))
+OUTN, IDXN = convforge.max_pool2d(XN, 2, return_indices=True)
+K2 = ((2, 2), (2, 2), (0, 0))
+
+
+def nhwc_empty(shape, dtype=np.float32):
+    return np.empty((shape[0], shape[2], shape[3], shape[1]), dtype).transpose(0, 3, 1, 2)
+
+
+NCHW_OUT, NCHW_IDX = np.empty(OUTN.shape, np.float32), np.empty(OUTN.shape, np.int64)
+LAYOUT_BAD_CALLS = [
+    (lambda: _C.max_pool2d_forward(XN, NCHW_OUT, None, *K2, (1, 1), False), "output"),
+    (lambda: _C.max_pool2d_forward(XN, nhwc_empty(OUTN.shape), NCHW_IDX, *K2, (1, 1), False), "indices"),
+    (lambda: _C.max_pool2d_forward(np.ascontiguousarray(XN), nhwc_empty(OUTN.shape), None, *K2, (1, 1), False),
+     "input"),
+    (lambda: _C.max_pool2d_backward(np.ascontiguousarray(OUTN), IDXN, nhwc_empty(XN.shape), *K2, (1, 1), False),
+     "grad_output"),
+    (lambda: _C.max_pool2d_backward(OUTN, np.ascontiguousarray(IDXN), nhwc_empty(XN.shape), *K2, (1, 1), False),
+     "indices"),
+    (lambda: _C.max_pool2d_backward(OUTN, IDXN, np.empty(XN.shape, np.float32), *K2, (1, 1), False), "grad_input"),
+    (lambda: _C.avg_pool2d_forward(XN, NCHW_OUT, *K2, False, True, None), "output"),
+    (lambda: _C.avg_pool2d_forward(np.ascontiguousarray(XN), nhwc_empty(OUTN.shape), *K2, False, True, None),
+     "input"),
+    (lambda: _C.avg_pool2d_backward(np.ascontiguousarray(OUTN), nhwc_empty(XN.shape), *K2, False, True, None),
+     "grad_output"),
+    (lambda: _C.avg_pool2d_backward(OUTN, np.empty(XN.shape, np.float32), *K2, False, True, None), "grad_input"),
+    # channels_last by torch's rule, but not dense: the functional API copies it, the binding refuses
+    (lambda: _C.avg_pool2d_forward(nhwc(random((2, 20, 8, 18), np.float32))[..., ::2],
+                                   nhwc_empty(OUTN.shape), *K2, False, True, None), "input"),
+]
+
+
+@pytest.mark.parametrize("call,name", LAYOUT_BAD_CALLS, ids=range(len(LAYOUT_BAD_CALLS)))
+def test_binding_rejects_mixed_layouts(call, name):
+    with pytest.raises(ValueError, match=f"^{name}: expected a (dense channels_last|C-contiguous)"):
+        call()
+
+
+@pytest.mark.skipif("cuda-emulated" not in convforge.info()["backends"], reason="built without CUDA emulation")
+def test_cuda_backends_reject_channels_last():
+    """The CUDA kernels read NCHW: NHWC arrays handed to the binding are refused, while the
+    functional API computes on NCHW copies (test_backends_nhwc)."""
+    with convforge.host_backend("cuda-emulated"):
+        calls = [lambda: _C.max_pool2d_forward(XN, nhwc_empty(OUTN.shape), nhwc_empty(OUTN.shape, np.int64),
+                                               *K2, (1, 1), False),
+                 lambda: _C.max_pool2d_backward(OUTN, IDXN, nhwc_empty(XN.shape), *K2, (1, 1), False),
+                 lambda: _C.avg_pool2d_forward(XN, nhwc_empty(OUTN.shape), *K2, False, True, None),
+                 lambda: _C.avg_pool2d_backward(OUTN, nhwc_empty(XN.shape), *K2, False, True, None)]
+        for call in calls:
+            with pytest.raises(ValueError, match="'cuda-emulated' backend reads C-contiguous"):
+                call()
+        out, idx = convforge.max_pool2d(XN, 2, return_indices=True)
+    np.testing.assert_array_equal(out, OUTN)
+    np.testing.assert_array_equal(idx, IDXN)
+    assert out.strides == OUTN.strides and idx.strides == IDXN.strides
 
 
 REFERENCE_BAD_CALLS = [

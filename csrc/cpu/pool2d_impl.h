@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "core/parallel.h"
 #include "core/scratch.h"
@@ -532,24 +533,60 @@ void avg_forward(const Pool2dParams& p, const Geom& g, const typename S::T* divi
   });
 }
 
+// A per-thread copy of the output rows that a thread's input rows read, made as they are first
+// needed, so it is still in cache when read: rows [lo, next) of image `image` are done.
+// Backward passes read the same rows again for each input row their windows cover.
+template <typename X>
+struct RowCopy {
+  int64_t image = -1, lo = 0, next = 0;
+  X* rows = nullptr;
+
+  // Makes the rows input row r of image n needs (none if it has no covering output row), the
+  // thread going through [u, u1) in order; prepare(oh, dst) fills output row oh.
+  template <typename Prepare>
+  void need(Scratch& storage, const Cover& cover, int64_t h, int64_t out_row, int64_t n, int64_t r,
+            int64_t rows_left, Prepare&& prepare) {
+    if (n != image) {  // the output rows covering this image's input rows [r, r_end)
+      const int64_t r_end = std::min(h, r + rows_left);
+      int64_t hi = 0;
+      lo = std::numeric_limits<int64_t>::max();
+      for (int64_t i = r; i < r_end; ++i)
+        if (cover.begin(i) != cover.end(i))
+          lo = std::min(lo, *cover.begin(i)), hi = std::max(hi, cover.end(i)[-1] + 1);
+      rows = scratch_array<X>(storage, std::max<int64_t>(hi - lo, 0) * out_row);
+      image = n, next = lo;
+    }
+    if (cover.begin(r) == cover.end(r)) return;
+    for (; next <= cover.end(r)[-1]; ++next) prepare(next, rows + (next - lo) * out_row);
+  }
+  const X* row(int64_t oh, int64_t out_row) const { return rows + (oh - lo) * out_row; }
+};
+
 // Max backward, gathered: each grad_input pixel sums the grad_output elements of the outputs
 // covering it whose index names it, in output order. matched[n * h + r]: how many (output,
 // channel) pairs input row r of image n matched; an image whose rows together match fewer
-// than all its outputs has indices outside their windows, and the caller redoes it.
-template <class S>
+// than all its outputs has indices outside their windows, and the caller redoes it. With
+// `narrowed`, the indices are compared as int32 copies (S::narrow; see max_backward_plane).
+template <class S, bool narrowed>
 void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows, const Cover& cols,
                          const typename S::T* dy, const int64_t* idx, typename S::T* dx,
                          int64_t* matched, int nt) {
   using T = typename S::T;
-  const int64_t c = p.c, out_image = g.oh * g.ow * c;
+  using X = std::conditional_t<narrowed, int32_t, int64_t>;
+  const int64_t c = p.c, out_row = g.ow * c, out_image = g.oh * out_row;
   parallel_for(p.n * g.h, nt, [&](int64_t u0, int64_t u1) {
+    static thread_local Scratch narrow_storage;  // per-thread workspace, reused across calls
+    RowCopy<int32_t> copy;
     for (int64_t u = u0; u < u1; ++u) {  // u = n * h + input row
-      const int64_t r = u % g.h;
+      const int64_t n = u / g.h, r = u % g.h;
       T* dxr = dx + u * g.w * c;
-      const T* dyn = dy + (u / g.h) * out_image;
-      const int64_t* in = idx + (u / g.h) * out_image;
+      const T* dyn = dy + n * out_image;
+      const int64_t* in = idx + n * out_image;
       const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
       matched[u] = 0;
+      if constexpr (narrowed)
+        copy.need(narrow_storage, rows, g.h, out_row, n, r, u1 - u,
+                  [&](int64_t oh, int32_t* dst) { S::narrow(in + oh * out_row, dst, out_row); });
       if (oh0 == oh1) {
         std::fill(dxr, dxr + g.w * c, T(0));
         continue;
@@ -557,21 +594,27 @@ void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
       auto counts = S::iota(0, 0);
       for (int64_t iw = 0; iw < g.w; ++iw) {
         const int64_t *ow0 = cols.begin(iw), *ow1 = cols.end(iw);
-        const auto cand = S::cand(r * g.w + iw, 0);
+        const int64_t pos = r * g.w + iw;
         T* dxp = dxr + iw * c;
         channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M fresh) {
           constexpr int B = decltype(blocks)::B;
           typename S::V acc[B];
           for (int b = 0; b < B; ++b) acc[b] = S::zero();
-          for (const int64_t* oh = oh0; oh != oh1; ++oh)
-            for (const int64_t* ow = ow0; ow != ow1; ++ow) {
-              const int64_t o = (*oh * g.ow + *ow) * c + c0;
+          for (const int64_t* oh = oh0; oh != oh1; ++oh) {
+            const X* ir;
+            if constexpr (narrowed) ir = copy.row(*oh, out_row) + c0;
+            else ir = in + *oh * out_row + c0;
+            const T* gr = dyn + *oh * out_row + c0;
+            for (const int64_t* ow = ow0; ow != ow1; ++ow)
               for (int b = 0; b < B; ++b) {
-                const auto m = S::eq(in + o + b * S::N, cand);
-                acc[b] = S::add_masked(acc[b], m, S::loadu(dyn + o + b * S::N));
+                const int64_t o = *ow * c + b * S::N;
+                typename S::M m;
+                if constexpr (narrowed) m = S::eq(ir + o, S::iota(pos, 0));
+                else m = S::eq(ir + o, S::cand(pos, 0));
+                acc[b] = S::add_masked(acc[b], m, S::loadu(gr + o));
                 counts = S::count(counts, S::and_(m, fresh));
               }
-            }
+          }
           for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc[b]);
         });
       }
@@ -612,9 +655,7 @@ bool max_backward_scatter(const Pool2dParams& p, const Geom& g, const T* dy, con
   return true;
 }
 
-// Avg backward, gathered from share = grad_output / divisor. A thread computes the share of the
-// output rows its input rows need as they first need them (rows [lo, next) of its current
-// image are done), so they are still in cache when read.
+// Avg backward, gathered from share = grad_output / divisor, computed per thread (RowCopy).
 template <class S>
 void avg_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows, const Cover& cols,
                          const typename S::T* divisors, const typename S::T* dy,
@@ -623,36 +664,26 @@ void avg_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
   const int64_t c = p.c, out_row = g.ow * c;
   parallel_for(p.n * g.h, nt, [&](int64_t u0, int64_t u1) {
     static thread_local Scratch share_storage;  // per-thread workspace, reused across calls
-    int64_t image = -1, lo = 0, next = 0;
-    T* share = nullptr;
+    RowCopy<T> share;
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / g.h, r = u % g.h;
       const T* dyn = dy + n * g.oh * out_row;
-      if (n != image) {  // the output rows covering this image's input rows [r, r_end)
-        const int64_t r_end = std::min(g.h, r + (u1 - u));
-        int64_t hi = 0;
-        lo = g.oh;
-        for (int64_t i = r; i < r_end; ++i)
-          if (rows.begin(i) != rows.end(i)) lo = std::min(lo, *rows.begin(i)), hi = std::max(hi, rows.end(i)[-1] + 1);
-        share = scratch_array<T>(share_storage, std::max<int64_t>(hi - lo, 0) * out_row);
-        image = n, next = lo;
-      }
+      share.need(share_storage, rows, g.h, out_row, n, r, u1 - u, [&](int64_t oh, T* dst) {
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+          const auto divisor = S::set1(divisors[oh * g.ow + ow]);
+          const T* src = dyn + oh * out_row + ow * c;
+          channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
+            for (int b = 0; b < decltype(blocks)::B; ++b)
+              S::storeu(dst + ow * c + c0 + b * S::N, S::div(S::loadu(src + c0 + b * S::N), divisor));
+          });
+        }
+      });
       T* dxr = dx + u * g.w * c;
       const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
       if (oh0 == oh1) {
         std::fill(dxr, dxr + g.w * c, T(0));
         continue;
       }
-      for (; next <= oh1[-1]; ++next)
-        for (int64_t ow = 0; ow < g.ow; ++ow) {
-          const auto divisor = S::set1(divisors[next * g.ow + ow]);
-          const T* src = dyn + next * out_row + ow * c;
-          T* dst = share + (next - lo) * out_row + ow * c;
-          channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
-            for (int b = 0; b < decltype(blocks)::B; ++b)
-              S::storeu(dst + c0 + b * S::N, S::div(S::loadu(src + c0 + b * S::N), divisor));
-          });
-        }
       for (int64_t iw = 0; iw < g.w; ++iw) {
         const int64_t *ow0 = cols.begin(iw), *ow1 = cols.end(iw);
         T* dxp = dxr + iw * c;
@@ -660,11 +691,11 @@ void avg_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
           constexpr int B = decltype(blocks)::B;
           typename S::V acc[B];
           for (int b = 0; b < B; ++b) acc[b] = S::zero();
-          for (const int64_t* oh = oh0; oh != oh1; ++oh)
-            for (const int64_t* ow = ow0; ow != ow1; ++ow) {
-              const T* sp = share + (*oh - lo) * out_row + *ow * c + c0;
-              for (int b = 0; b < B; ++b) acc[b] = S::add(acc[b], S::loadu(sp + b * S::N));
-            }
+          for (const int64_t* oh = oh0; oh != oh1; ++oh) {
+            const T* sr = share.row(*oh, out_row) + c0;
+            for (const int64_t* ow = ow0; ow != ow1; ++ow)
+              for (int b = 0; b < B; ++b) acc[b] = S::add(acc[b], S::loadu(sr + *ow * c + b * S::N));
+          }
           for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc[b]);
         });
       }
@@ -753,7 +784,12 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
     Scratch matched_storage;
     int64_t* const matched = scratch_array<int64_t>(matched_storage, p.n * g.h);
     nhwc::with_traits<S>(p, [&](auto use) {
-      nhwc::max_backward_gather<typename decltype(use)::S>(p, g, rows, cols, dy, idx, dx, matched, nt);
+      using U = typename decltype(use)::S;
+      // Overlapping windows compare every index several times: narrowing them first pays.
+      if (U::narrow_indices && (g.kh > g.sh || g.kw > g.sw))
+        nhwc::max_backward_gather<U, U::narrow_indices>(p, g, rows, cols, dy, idx, dx, matched, nt);
+      else
+        nhwc::max_backward_gather<U, false>(p, g, rows, cols, dy, idx, dx, matched, nt);
     });
     return nhwc::max_backward_scatter(p, g, dy, idx, dx, matched, nt);
   }
