@@ -641,3 +641,103 @@ def test_avg_pool2d(case):
     with running_on(case["isa"], case["backend"]):
         grad = convforge.avg_pool2d_backward(grad_output, x, **kwargs)
     assert_close(grad, expected_grad, magnitude, k[0] * k[1] + 1, what="avg_pool2d grad_input")
+
+
+# Pooling over memory layouts: NCHW, dense NHWC (channels_last), and channels_last views that are
+# not dense (copied once), each array of a call laid out independently. Outputs follow the
+# input's memory format, as in torch.
+
+POOL_LAYOUTS = st.sampled_from(["nchw", "nhwc", "nhwc_strided", "nhwc_channel_slice"])
+
+
+def in_layout(array, layout):
+    """A 4-D array's values in one of POOL_LAYOUTS (the non-dense ones pad with NaN, or -1)."""
+    fill = np.nan if array.dtype.kind == "f" else -1
+    if layout == "nchw":
+        return np.ascontiguousarray(array)
+    nhwc = np.ascontiguousarray(array.transpose(0, 2, 3, 1))
+    if layout == "nhwc_strided":  # every other pixel of a row
+        buffer = np.full(nhwc.shape[:2] + (2 * nhwc.shape[2],) + nhwc.shape[3:], fill, array.dtype)
+        buffer[:, :, ::2] = nhwc
+        nhwc = buffer[:, :, ::2]
+    elif layout == "nhwc_channel_slice":  # some of the channels of a wider array
+        buffer = np.full(nhwc.shape[:3] + (nhwc.shape[3] + 3,), fill, array.dtype)
+        buffer[..., 1:-2] = nhwc
+        nhwc = buffer[..., 1:-2]
+    return nhwc.transpose(0, 3, 1, 2)
+
+
+def assert_memory_format(out, channels_last, what):
+    dense = out.transpose(0, 2, 3, 1) if channels_last else out
+    assert dense.flags.c_contiguous, f"{what}: strides {out.strides} are not those of a dense " + (
+        "channels_last array" if channels_last else "C-contiguous array")
+
+
+@st.composite
+def pool_layout_cases(draw):
+    backend = draw(st.sampled_from(BACKENDS))
+    tiny = backend != "cpu"
+    op = draw(st.sampled_from(["max", "avg"]))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if op == "max" else (1, 1)
+    padding = (draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2)))
+    grow = st.integers(0, 4 if tiny else 9)
+    h = max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]) + draw(grow)
+    w = max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]) + draw(grow)
+    kwargs = dict(kernel_size=(kh, kw), padding=padding, ceil_mode=draw(st.booleans()),
+                  stride=draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3)))))
+    if op == "max":
+        kwargs["dilation"] = dilation
+    else:
+        kwargs["count_include_pad"] = draw(st.booleans())
+        kwargs["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 20)))
+    return dict(
+        op=op, shape=(draw(st.integers(1, 2)), draw(st.integers(1, 6 if tiny else 40)), h, w), kwargs=kwargs,
+        dtype=draw(st.sampled_from(DTYPES)), kind=draw(st.sampled_from(["uniform", "ties", "specials"])),
+        layouts=draw(st.tuples(POOL_LAYOUTS, POOL_LAYOUTS, POOL_LAYOUTS)),  # input, grad_output, indices
+        isa=draw(st.sampled_from(ISAS)), backend=backend, seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@given(pool_layout_cases())
+@scaled(0.25)
+def test_pool2d_layouts(case):
+    rng, x = pool_input(dict(case, unbatched=False, layout="contiguous"))
+    x_layout, g_layout, idx_layout = case["layouts"]
+    x = in_layout(x, x_layout)
+    cl = x_layout != "nchw" and channels_last(x)
+    kwargs, k = case["kwargs"], case["kwargs"]["kernel_size"]
+    if case["op"] == "max":
+        expected, expected_idx = reference.max_pool2d(x, return_indices=True, **kwargs)
+        with running_on(case["isa"], case["backend"]):
+            got, idx = convforge.max_pool2d(x, return_indices=True, **kwargs)
+        np.testing.assert_array_equal(got, expected.astype(case["dtype"]))
+        empty = expected_idx < 0  # windows wholly in the padding: see test_max_pool2d
+        np.testing.assert_array_equal(idx[~empty], expected_idx[~empty])
+        assert_memory_format(got, cl, "output")
+        assert_memory_format(idx, cl, "indices")
+        if empty.any():
+            return
+        grad_output = in_layout(values(rng, got.shape, case["dtype"]), g_layout)
+        idx = in_layout(idx, idx_layout)
+        expected_grad = reference.max_pool2d_backward(grad_output, x, idx, **kwargs)
+        magnitude = reference.max_pool2d_backward(np.abs(grad_output), x, idx, **kwargs)
+        with running_on(case["isa"], case["backend"]):
+            grad = convforge.max_pool2d_backward(grad_output, x, idx, **kwargs)
+        depth = k[0] * k[1]
+    else:
+        with np.errstate(invalid="ignore"):  # inf - inf in the references' sums
+            expected = reference.avg_pool2d(x, **kwargs)
+            magnitude = reference.avg_pool2d(np.abs(x), **kwargs)
+        with running_on(case["isa"], case["backend"]):
+            got = convforge.avg_pool2d(x, **kwargs)
+        assert_close_inf(got, expected, magnitude, k[0] * k[1] + 1, what="avg_pool2d")
+        assert_memory_format(got, cl, "output")
+        grad_output = in_layout(values(rng, got.shape, case["dtype"]), g_layout)
+        expected_grad = reference.avg_pool2d_backward(grad_output, x, **kwargs)
+        magnitude = reference.avg_pool2d_backward(np.abs(grad_output), x, **kwargs)
+        with running_on(case["isa"], case["backend"]):
+            grad = convforge.avg_pool2d_backward(grad_output, x, **kwargs)
+        depth = k[0] * k[1] + 1
+    assert_close(grad, expected_grad, magnitude, depth, what=f"{case['op']}_pool2d grad_input")
+    assert_memory_format(grad, cl, "grad_input")
