@@ -349,6 +349,18 @@ def test_layer_shape_nhwc(dtype, isa):
         check_avg(x, kernel, 2, padding, False, True, None)
 
 
+@pytest.mark.parametrize("h,w", [(181, 181), (182, 181)])  # plane offsets up to 32760 and 32941
+def test_max_backward_index_widths_nhwc(h, w, isa):
+    """Max backward compares the indices of overlapping windows as int16 copies while every
+    offset of the plane fits in 15 bits, else as int32 copies (AVX-512): both sides of the limit."""
+    x = nhwc(random((1, 17, h, w), np.float32, "plane-nhwc"))
+    check_max(x, 3, 2, 1, 1, True)
+    out, idx = convforge.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+    idx[0, 3, 5, 7] = h * w  # just outside the plane: never equal to a saturated int16 copy's value
+    with pytest.raises(ValueError, match="indices"):
+        convforge.max_pool2d_backward(out, x, idx, 3, 2, 1, ceil_mode=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_nhwc_views(dtype):
     """channels_last views that are not dense (torch's rule still says channels_last) are copied

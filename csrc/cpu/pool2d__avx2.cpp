@@ -61,7 +61,7 @@ struct F32 {
     const __m256i lo = _mm256_setr_epi64x(start, start + step, start + 2 * step, start + 3 * step);
     return {lo, _mm256_add_epi64(lo, _mm256_set1_epi64x(4 * step))};
   }
-  static constexpr bool narrow_indices = false;
+  static constexpr bool narrow_indices = false, narrow_indices16 = false;
   static void narrow(const int64_t*, int32_t*, int64_t) {}
   static M eq(const int32_t*, I) { return M(); }
   static M eq(const int64_t* p, const C& c) {
@@ -130,7 +130,7 @@ struct F64 {
   static I add_i(I a, int64_t k) { return _mm256_add_epi64(a, _mm256_set1_epi64x(k)); }
   static void store_idx(int64_t* p, I v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static C cand(int64_t start, int64_t step) { return iota(start, step); }
-  static constexpr bool narrow_indices = false;
+  static constexpr bool narrow_indices = false, narrow_indices16 = false;
   static void narrow(const int64_t*, int32_t*, int64_t) {}
   static M eq(const int32_t*, I) { return M(); }
   static M eq(const int64_t* p, C c) {

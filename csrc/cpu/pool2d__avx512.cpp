@@ -10,6 +10,15 @@
 namespace convforge::cpu {
 namespace {
 
+// int64 -> int16 with saturation (a saturated value is never a position of a plane that has
+// fewer than 32767 of them).
+void narrow16_avx512(const int64_t* src, int16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm512_cvtsepi64_epi16(_mm512_loadu_si512(src + i)));
+  for (; i < n; ++i) dst[i] = int16_t(std::clamp<int64_t>(src[i], INT16_MIN, INT16_MAX));
+}
+
 // See the traits contract in pool2d_impl.h.
 struct F32 {
   using T = float;
@@ -64,7 +73,7 @@ struct F32 {
     const __m512i lo = _mm512_add_epi64(_mm512_set1_epi64(start), _mm512_mullo_epi64(l, _mm512_set1_epi64(step)));
     return {lo, _mm512_add_epi64(lo, _mm512_set1_epi64(8 * step))};
   }
-  static constexpr bool narrow_indices = true;
+  static constexpr bool narrow_indices = true, narrow_indices16 = true;
   static void narrow(const int64_t* src, int32_t* dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -73,6 +82,10 @@ struct F32 {
       dst[i] = int32_t(std::clamp<int64_t>(src[i], INT32_MIN, INT32_MAX));
   }
   static M eq(const int32_t* p, I c) { return _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(p), c); }
+  static void narrow16(const int64_t* src, int16_t* dst, int64_t n) { narrow16_avx512(src, dst, n); }
+  static M eq16(const int16_t* p, int64_t k) {
+    return _mm256_cmpeq_epi16_mask(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi16(int16_t(k)));
+  }
   static M eq(const int64_t* p, const C& c) {
     const __mmask8 lo = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), c.lo);
     const __mmask8 hi = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p + 8), c.hi);
@@ -126,9 +139,13 @@ struct F64 {
   static I add_i(I a, int64_t k) { return _mm512_add_epi64(a, _mm512_set1_epi64(k)); }
   static void store_idx(int64_t* p, I v) { _mm512_storeu_si512(p, v); }
   static C cand(int64_t start, int64_t step) { return iota(start, step); }
-  static constexpr bool narrow_indices = false;
+  static constexpr bool narrow_indices = false, narrow_indices16 = true;
   static void narrow(const int64_t*, int32_t*, int64_t) {}
   static M eq(const int32_t*, I) { return 0; }
+  static void narrow16(const int64_t* src, int16_t* dst, int64_t n) { narrow16_avx512(src, dst, n); }
+  static M eq16(const int16_t* p, int64_t k) {
+    return _mm_cmpeq_epi16_mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi16(int16_t(k)));
+  }
   static M eq(const int64_t* p, C c) { return _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), c); }
   static V add_masked(V acc, M m, V v) { return _mm512_mask_add_pd(acc, m, acc, v); }
   static I count(I cnt, M m) { return _mm512_mask_sub_epi64(cnt, m, cnt, _mm512_set1_epi64(-1)); }

@@ -24,6 +24,8 @@
 //   lanes_from(k)       lanes l >= k;      and_(m1, m2)
 //   narrow_indices      if true: narrow(src, dst, n) int64 -> int32 with saturation, and
 //                       eq(const int32_t* p, I c) compares them (else C and eq on int64 only)
+//   narrow_indices16    if true: narrow16(src, dst, n) int64 -> int16 with saturation, and
+//                       eq16(const int16_t* p, k): p[l] == k (NHWC max backward)
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -71,7 +73,7 @@ struct Scalar {
   static I add_i(I a, int64_t k) { return a + k; }
   static void store_idx(int64_t* p, I v) { *p = v; }
   static C cand(int64_t start, int64_t) { return start; }
-  static constexpr bool narrow_indices = false;
+  static constexpr bool narrow_indices = false, narrow_indices16 = false;
   static void narrow(const int64_t*, int32_t*, int64_t) {}
   static M eq(const int32_t*, I) { return M(); }
   static M eq(const int64_t* p, C c) { return *p == c; }
@@ -565,18 +567,19 @@ struct RowCopy {
 // Max backward, gathered: each grad_input pixel sums the grad_output elements of the outputs
 // covering it whose index names it, in output order. matched[n * h + r]: how many (output,
 // channel) pairs input row r of image n matched; an image whose rows together match fewer
-// than all its outputs has indices outside their windows, and the caller redoes it. With
-// `narrowed`, the indices are compared as int32 copies (S::narrow; see max_backward_plane).
-template <class S, bool narrowed>
+// than all its outputs has indices outside their windows, and the caller redoes it. The
+// indices are compared as they are (X = int64_t) or as int32 / int16 copies (S::narrow,
+// S::narrow16; see max_backward_plane): smaller loads, and more compares per load.
+template <class S, typename X>
 void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows, const Cover& cols,
                          const typename S::T* dy, const int64_t* idx, typename S::T* dx,
                          int64_t* matched, int nt) {
   using T = typename S::T;
-  using X = std::conditional_t<narrowed, int32_t, int64_t>;
+  constexpr bool narrowed = !std::is_same_v<X, int64_t>;
   const int64_t c = p.c, out_row = g.ow * c, out_image = g.oh * out_row;
   parallel_for(p.n * g.h, nt, [&](int64_t u0, int64_t u1) {
     static thread_local Scratch narrow_storage;  // per-thread workspace, reused across calls
-    RowCopy<int32_t> copy;
+    RowCopy<X> copy;
     for (int64_t u = u0; u < u1; ++u) {  // u = n * h + input row
       const int64_t n = u / g.h, r = u % g.h;
       T* dxr = dx + u * g.w * c;
@@ -584,7 +587,10 @@ void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
       const int64_t* in = idx + n * out_image;
       const int64_t *oh0 = rows.begin(r), *oh1 = rows.end(r);
       matched[u] = 0;
-      if constexpr (narrowed)
+      if constexpr (std::is_same_v<X, int16_t>)
+        copy.need(narrow_storage, rows, g.h, out_row, n, r, u1 - u,
+                  [&](int64_t oh, int16_t* dst) { S::narrow16(in + oh * out_row, dst, out_row); });
+      else if constexpr (narrowed)
         copy.need(narrow_storage, rows, g.h, out_row, n, r, u1 - u,
                   [&](int64_t oh, int32_t* dst) { S::narrow(in + oh * out_row, dst, out_row); });
       if (oh0 == oh1) {
@@ -609,7 +615,8 @@ void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
               for (int b = 0; b < B; ++b) {
                 const int64_t o = *ow * c + b * S::N;
                 typename S::M m;
-                if constexpr (narrowed) m = S::eq(ir + o, S::iota(pos, 0));
+                if constexpr (std::is_same_v<X, int16_t>) m = S::eq16(ir + o, pos);
+                else if constexpr (narrowed) m = S::eq(ir + o, S::iota(pos, 0));
                 else m = S::eq(ir + o, S::cand(pos, 0));
                 acc[b] = S::add_masked(acc[b], m, S::loadu(gr + o));
                 counts = S::count(counts, S::and_(m, fresh));
@@ -786,10 +793,13 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
     nhwc::with_traits<S>(p, [&](auto use) {
       using U = typename decltype(use)::S;
       // Overlapping windows compare every index several times: narrowing them first pays.
-      if (U::narrow_indices && (g.kh > g.sh || g.kw > g.sw))
-        nhwc::max_backward_gather<U, U::narrow_indices>(p, g, rows, cols, dy, idx, dx, matched, nt);
-      else
-        nhwc::max_backward_gather<U, false>(p, g, rows, cols, dy, idx, dx, matched, nt);
+      const bool overlap = g.kh > g.sh || g.kw > g.sw;
+      if constexpr (U::narrow_indices16)
+        if (overlap && g.h * g.w < INT16_MAX)
+          return nhwc::max_backward_gather<U, int16_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
+      if constexpr (U::narrow_indices)
+        if (overlap) return nhwc::max_backward_gather<U, int32_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
+      nhwc::max_backward_gather<U, int64_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
     });
     return nhwc::max_backward_scatter(p, g, dy, idx, dx, matched, nt);
   }
