@@ -425,8 +425,11 @@ struct Use {
   using S = S_;
 };
 
-// Vectors per group: the running values (and indices) of a group live in registers.
+// Vectors per group: the running values (and indices) of a group live in registers. Two
+// pixels' worth (max backward) fits 4 of 32 AVX-512 registers, 2 of the 16 others.
 constexpr int kGroup = 4;
+template <class S>
+constexpr int kPairGroup = sizeof(typename S::V) >= 64 ? 4 : 2;
 
 // f(Blocks<B>{}, c0, fresh) for the channel blocks of one pixel: groups of B vectors, then single
 // vectors, then, where C is not a multiple of N, one vector shifted back to end at C (it redoes
@@ -597,32 +600,52 @@ void max_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
         std::fill(dxr, dxr + g.w * c, T(0));
         continue;
       }
+      // Two input columns at a time: the outputs covering both (neighbours share them) are
+      // loaded once. Each column still sums its outputs in increasing order.
       auto counts = S::iota(0, 0);
-      for (int64_t iw = 0; iw < g.w; ++iw) {
-        const int64_t *ow0 = cols.begin(iw), *ow1 = cols.end(iw);
+      for (int64_t iw = 0; iw < g.w; iw += 2) {
+        const bool two = iw + 1 < g.w;
+        const int64_t *a0 = cols.begin(iw), *a1 = cols.end(iw);
+        const int64_t *b0 = two ? cols.begin(iw + 1) : a1, *b1 = two ? cols.end(iw + 1) : a1;
         const int64_t pos = r * g.w + iw;
         T* dxp = dxr + iw * c;
-        channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M fresh) {
+        channel_blocks<S, kPairGroup<S>>(c, [&](auto blocks, int64_t c0, typename S::M fresh) {
           constexpr int B = decltype(blocks)::B;
-          typename S::V acc[B];
-          for (int b = 0; b < B; ++b) acc[b] = S::zero();
+          typename S::V acc_a[B], acc_b[B];
+          for (int b = 0; b < B; ++b) acc_a[b] = S::zero(), acc_b[b] = S::zero();
+          auto match = [&](const X* ip, int64_t at) {
+            if constexpr (std::is_same_v<X, int16_t>) return S::eq16(ip, at);
+            else if constexpr (narrowed) return S::eq(ip, S::iota(at, 0));
+            else return S::eq(ip, S::cand(at, 0));
+          };
           for (const int64_t* oh = oh0; oh != oh1; ++oh) {
             const X* ir;
             if constexpr (narrowed) ir = copy.row(*oh, out_row) + c0;
             else ir = in + *oh * out_row + c0;
             const T* gr = dyn + *oh * out_row + c0;
-            for (const int64_t* ow = ow0; ow != ow1; ++ow)
-              for (int b = 0; b < B; ++b) {
-                const int64_t o = *ow * c + b * S::N;
-                typename S::M m;
-                if constexpr (std::is_same_v<X, int16_t>) m = S::eq16(ir + o, pos);
-                else if constexpr (narrowed) m = S::eq(ir + o, S::iota(pos, 0));
-                else m = S::eq(ir + o, S::cand(pos, 0));
-                acc[b] = S::add_masked(acc[b], m, S::loadu(gr + o));
-                counts = S::count(counts, S::and_(m, fresh));
-              }
+            for (const int64_t *pa = a0, *pb = b0; pa != a1 || pb != b1;) {  // the union, in order
+              const int64_t ow = pb == b1 || (pa != a1 && *pa <= *pb) ? *pa : *pb;
+              const bool in_a = pa != a1 && *pa == ow, in_b = pb != b1 && *pb == ow;
+              pa += in_a, pb += in_b;
+              typename S::V v[B];
+              for (int b = 0; b < B; ++b) v[b] = S::loadu(gr + ow * c + b * S::N);
+              if (in_a)
+                for (int b = 0; b < B; ++b) {
+                  const auto m = match(ir + ow * c + b * S::N, pos);
+                  acc_a[b] = S::add_masked(acc_a[b], m, v[b]);
+                  counts = S::count(counts, S::and_(m, fresh));
+                }
+              if (in_b)
+                for (int b = 0; b < B; ++b) {
+                  const auto m = match(ir + ow * c + b * S::N, pos + 1);
+                  acc_b[b] = S::add_masked(acc_b[b], m, v[b]);
+                  counts = S::count(counts, S::and_(m, fresh));
+                }
+            }
           }
-          for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc[b]);
+          for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc_a[b]);
+          if (two)
+            for (int b = 0; b < B; ++b) S::storeu(dxp + c + c0 + b * S::N, acc_b[b]);
         });
       }
       matched[u] = S::hsum(counts);
