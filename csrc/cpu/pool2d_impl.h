@@ -714,19 +714,32 @@ void avg_backward_gather(const Pool2dParams& p, const Geom& g, const Cover& rows
         std::fill(dxr, dxr + g.w * c, T(0));
         continue;
       }
-      for (int64_t iw = 0; iw < g.w; ++iw) {
-        const int64_t *ow0 = cols.begin(iw), *ow1 = cols.end(iw);
+      for (int64_t iw = 0; iw < g.w; iw += 2) {  // two columns at a time, as in max backward
+        const bool two = iw + 1 < g.w;
+        const int64_t *a0 = cols.begin(iw), *a1 = cols.end(iw);
+        const int64_t *b0 = two ? cols.begin(iw + 1) : a1, *b1 = two ? cols.end(iw + 1) : a1;
         T* dxp = dxr + iw * c;
-        channel_blocks<S, kGroup>(c, [&](auto blocks, int64_t c0, typename S::M) {
+        channel_blocks<S, kPairGroup<S>>(c, [&](auto blocks, int64_t c0, typename S::M) {
           constexpr int B = decltype(blocks)::B;
-          typename S::V acc[B];
-          for (int b = 0; b < B; ++b) acc[b] = S::zero();
+          typename S::V acc_a[B], acc_b[B];
+          for (int b = 0; b < B; ++b) acc_a[b] = S::zero(), acc_b[b] = S::zero();
           for (const int64_t* oh = oh0; oh != oh1; ++oh) {
             const T* sr = share.row(*oh, out_row) + c0;
-            for (const int64_t* ow = ow0; ow != ow1; ++ow)
-              for (int b = 0; b < B; ++b) acc[b] = S::add(acc[b], S::loadu(sr + *ow * c + b * S::N));
+            for (const int64_t *pa = a0, *pb = b0; pa != a1 || pb != b1;) {  // the union, in order
+              const int64_t ow = pb == b1 || (pa != a1 && *pa <= *pb) ? *pa : *pb;
+              const bool in_a = pa != a1 && *pa == ow, in_b = pb != b1 && *pb == ow;
+              pa += in_a, pb += in_b;
+              typename S::V v[B];
+              for (int b = 0; b < B; ++b) v[b] = S::loadu(sr + ow * c + b * S::N);
+              if (in_a)
+                for (int b = 0; b < B; ++b) acc_a[b] = S::add(acc_a[b], v[b]);
+              if (in_b)
+                for (int b = 0; b < B; ++b) acc_b[b] = S::add(acc_b[b], v[b]);
+            }
           }
-          for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc[b]);
+          for (int b = 0; b < B; ++b) S::storeu(dxp + c0 + b * S::N, acc_a[b]);
+          if (two)
+            for (int b = 0; b < B; ++b) S::storeu(dxp + c + c0 + b * S::N, acc_b[b]);
         });
       }
     }
