@@ -15,7 +15,8 @@ namespace {
 void narrow16_avx512(const int64_t* src, int16_t* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm512_cvtsepi64_epi16(_mm512_loadu_si512(src + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm512_cvtsepi64_epi16(_mm512_loadu_si512(src + i)));
   for (; i < n; ++i) dst[i] = int16_t(std::clamp<int64_t>(src[i], INT16_MIN, INT16_MAX));
 }
 
@@ -84,7 +85,8 @@ struct F32 {
   static M eq(const int32_t* p, I c) { return _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(p), c); }
   static void narrow16(const int64_t* src, int16_t* dst, int64_t n) { narrow16_avx512(src, dst, n); }
   static M eq16(const int16_t* p, int64_t k) {
-    return _mm256_cmpeq_epi16_mask(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi16(int16_t(k)));
+    return _mm256_cmpeq_epi16_mask(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                   _mm256_set1_epi16(int16_t(k)));
   }
   static M eq(const int64_t* p, const C& c) {
     const __mmask8 lo = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), c.lo);
@@ -144,7 +146,8 @@ struct F64 {
   static M eq(const int32_t*, I) { return 0; }
   static void narrow16(const int64_t* src, int16_t* dst, int64_t n) { narrow16_avx512(src, dst, n); }
   static M eq16(const int16_t* p, int64_t k) {
-    return _mm_cmpeq_epi16_mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi16(int16_t(k)));
+    return _mm_cmpeq_epi16_mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+                                _mm_set1_epi16(int16_t(k)));
   }
   static M eq(const int64_t* p, C c) { return _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), c); }
   static V add_masked(V acc, M m, V v) { return _mm512_mask_add_pd(acc, m, acc, v); }

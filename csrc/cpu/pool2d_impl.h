@@ -2,13 +2,13 @@
 // (csrc/cpu/pool2d.cpp: scalar, pool2d__avx2.cpp, pool2d__avx512.cpp), each translation unit
 // with its own ISA flags and its own traits.
 //
-// Layout: NCHW planes, threaded over the n * c planes (NHWC, with channels_last: see nhwc below). Within a plane, outputs whose windows lie
-// inside the input ("interior") are computed S::N at a time along the width; the border (padding,
-// ceil_mode's clipped windows) goes through per-element functions that are torch's loops
-// verbatim. Backward passes are gathers over input pixels: each grad_input row is computed in
-// registers from the output rows whose windows cover it and stored once, in the same order of
-// summation as torch's scatter (output order), so results are deterministic and, where the
-// arithmetic allows, identical to torch's.
+// Layout: NCHW planes, threaded over the n * c planes (channels_last: namespace nhwc below).
+// Within a plane, outputs whose windows lie inside the input ("interior") are computed S::N at
+// a time along the width; the border (padding, ceil_mode's clipped windows) goes through
+// per-element functions that are torch's loops verbatim. Backward passes are gathers over input
+// pixels: each grad_input row is computed in registers from the output rows whose windows cover
+// it and stored once, in the same order of summation as torch's scatter (output order), so
+// results are deterministic and, where the arithmetic allows, identical to torch's.
 //
 // Traits contract (T = float|double, N lanes): V values, M lane mask, I lane-sized integers
 // (running max index, match counts), C int64 candidates compared against stored indices.
@@ -413,7 +413,8 @@ inline void avg_backward_plane(const Geom& g, const Phases<Sh>& ph, const Cover&
 // torch's loops, and serves all its channels; groups of vectors stay in registers across the
 // taps. Indices are the same plane offsets h * W + w as in NCHW (one value for all lanes), in
 // an NHWC-dense array. Threads take output rows (forward) or input rows (backward) of all
-// images. Backward passes gather as the NCHW ones do, in the same order of summation.
+// images. Backward passes gather as the NCHW ones do, in the same order of summation (so the
+// results are torch's channels_last results, bit for bit), two input columns at a time.
 namespace nhwc {
 
 template <int B_>
@@ -484,7 +485,8 @@ void max_forward(const Pool2dParams& p, const Geom& g, const typename S::T* x, t
           typename S::V best[B];
           typename S::I best_i[B];
           const auto first = S::iota(h0 * g.w + w0, 0);
-          for (int b = 0; b < B; ++b) best[b] = S::set1(-std::numeric_limits<T>::infinity()), best_i[b] = first;
+          for (int b = 0; b < B; ++b)
+            best[b] = S::set1(-std::numeric_limits<T>::infinity()), best_i[b] = first;
           for (int64_t ih = h0; ih < h1; ih += g.dh)
             for (int64_t iw = w0; iw < w1; iw += g.dw) {
               const T* xp = xn + (ih * g.w + iw) * c + c0;
@@ -834,7 +836,8 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
         if (overlap && g.h * g.w < INT16_MAX)
           return nhwc::max_backward_gather<U, int16_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
       if constexpr (U::narrow_indices)
-        if (overlap) return nhwc::max_backward_gather<U, int32_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
+        if (overlap)
+          return nhwc::max_backward_gather<U, int32_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
       nhwc::max_backward_gather<U, int64_t>(p, g, rows, cols, dy, idx, dx, matched, nt);
     });
     return nhwc::max_backward_scatter(p, g, dy, idx, dx, matched, nt);
