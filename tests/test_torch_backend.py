@@ -192,6 +192,33 @@ def test_channels_last_in_place_other_layouts_copied_once_and_counted():
     torch.testing.assert_close(y, F.max_pool2d(strided, 2), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_last_chain_makes_no_copies(dtype):
+    """conv2d -> max_pool2d -> avg_pool2d on channels_last tensors, forward and backward through
+    convforge.torch: no copies, channels_last outputs and gradients, values as torch's."""
+    cl = torch.channels_last
+    x = tensor((2, 8, 12, 11), dtype, 40).to(memory_format=cl).requires_grad_()
+    w = tensor((16, 8, 3, 3), dtype, 41).to(memory_format=cl).requires_grad_()
+    b = tensor(16, dtype, 42, True)
+
+    def chain(conv, max_pool, avg_pool):
+        y = conv(x, w, b, padding=1)
+        p = max_pool(y, 2, ceil_mode=True)
+        q = avg_pool(p, 3, stride=1, padding=1)
+        grads = torch.autograd.grad((q * q).sum(), (x, w, b))
+        return (y, p, q), grads
+
+    ct.contiguous_copies.clear()
+    outs, grads = chain(ct.conv2d, ct.max_pool2d, ct.avg_pool2d)
+    assert not ct.contiguous_copies
+    want_outs, want_grads = chain(F.conv2d, F.max_pool2d, F.avg_pool2d)
+    for got, want in zip(outs + grads[:2], want_outs + want_grads[:2]):
+        assert got.is_contiguous(memory_format=cl) and not got.is_contiguous()
+        assert want.is_contiguous(memory_format=cl)
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(grads[2], want_grads[2])
+
+
 def test_bad_input_names_the_argument():
     with pytest.raises(TypeError, match="input: expected dtype float32 or float64"):
         ops.conv2d(torch.zeros(1, 1, 4, 4, dtype=torch.int32), torch.zeros(1, 1, 3, 3, dtype=torch.int32),

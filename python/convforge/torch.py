@@ -151,11 +151,6 @@ def _rows(tensor, op, name):
     return tensor.contiguous()
 
 
-def _pool_layout(input):
-    """_layout for pooling, whose kernels run NCHW for now: channels_last tensors are copied."""
-    return _channels_last(input), False
-
-
 def _empty(like, shape, dtype=None, nhwc=False):
     return torch.empty(shape, dtype=like.dtype if dtype is None else dtype, device=like.device,
                        memory_format=torch.channels_last if nhwc else torch.contiguous_format)
@@ -327,7 +322,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def _max_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[int],
                    padding: Sequence[int], dilation: Sequence[int],
                    ceil_mode: bool) -> tuple[Tensor, Tensor]:
-    cl, nhwc = _pool_layout(input)
+    cl, nhwc = _layout(input)
     input = _dense(input, "max_pool2d_with_indices", "input", nhwc)
     shape = _pool_shape(input, kernel_size, stride, padding, dilation, ceil_mode)
     output, indices = _empty(input, shape, nhwc=nhwc), _empty(input, shape, torch.int64, nhwc=nhwc)
@@ -349,7 +344,7 @@ def _max_pool2d_backward_op(grad_output: Tensor, input: Tensor, indices: Tensor,
                             kernel_size: Sequence[int], stride: Sequence[int],
                             padding: Sequence[int], dilation: Sequence[int],
                             ceil_mode: bool) -> Tensor:
-    cl, nhwc = _pool_layout(input)
+    cl, nhwc = _layout(input)
     grad_output = _dense(grad_output, "max_pool2d_backward", "grad_output", nhwc)
     indices = _dense(indices, "max_pool2d_backward", "indices", nhwc)
     grad_input = _empty(input, input.shape, nhwc=nhwc)  # input only supplies the shape and format
@@ -422,7 +417,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def _avg_pool2d_op(input: Tensor, kernel_size: Sequence[int], stride: Sequence[int],
                    padding: Sequence[int], ceil_mode: bool, count_include_pad: bool,
                    divisor_override: Optional[int]) -> Tensor:
-    cl, nhwc = _pool_layout(input)
+    cl, nhwc = _layout(input)
     input = _dense(input, "avg_pool2d", "input", nhwc)
     output = _empty(input, _pool_shape(input, kernel_size, stride, padding, (1, 1), ceil_mode), nhwc=nhwc)
     _ops.avg_pool2d_forward(_array(input), _array(output), tuple(kernel_size), tuple(stride),
@@ -440,7 +435,7 @@ def _(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor
 def _avg_pool2d_backward_op(grad_output: Tensor, input: Tensor, kernel_size: Sequence[int],
                             stride: Sequence[int], padding: Sequence[int], ceil_mode: bool,
                             count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
-    cl, nhwc = _pool_layout(input)
+    cl, nhwc = _layout(input)
     grad_output = _dense(grad_output, "avg_pool2d_backward", "grad_output", nhwc)
     grad_input = _empty(input, input.shape, nhwc=nhwc)  # input only supplies the shape and format
     _ops.avg_pool2d_backward(_array(grad_output), _array(grad_input), tuple(kernel_size),
