@@ -80,6 +80,10 @@ TRAIN = (
     # The same on the first 512 digits: samples/s and the ratio stay comparable, the run is short.
     Case("train", "lenet_digits_512", dict(model="lenet5", data="digits", batch_size=64, limit=512),
          passes=("epoch",), quick=True),
+    # One training step of a full-width ResNet-18 on 8 images of 224x224, native torch against
+    # convforge.torch.enabled(), in torch's fastest CPU layout and in NCHW.
+    *[Case("train", f"resnet18_step_{fmt}", dict(model="resnet18", batch_size=8, size=224, memory_format=fmt),
+           passes=("step",)) for fmt in ("channels_last", "nchw")],
 )
 
 SUITES = {"gemm": GEMM, "conv2d": CONV2D, "pool2d": POOL2D, "train": TRAIN}
@@ -101,6 +105,8 @@ def _describe_pool(p):
 
 
 def _describe_train(p):
+    if p["model"] == "resnet18":
+        return f"resnet18, batch {p['batch_size']} of {p['size']}x{p['size']}, {p['memory_format']}, one step"
     subset = f" (first {p['limit']})" if p.get("limit") else ""
     return f"{p['model']} on {p['data']}{subset}, batch {p['batch_size']}, one epoch"
 

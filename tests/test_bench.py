@@ -495,3 +495,20 @@ def test_memory_format_by_torchs_rule():
     assert check.memory_format(x[0]) is None
     with pytest.raises(check.CheckError, match="grad_input: expected a dense NCHW or channels_last array"):
         check.compare_formats("x", ["strided"], [check.Expected("grad_input", x)])
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "nchw"])
+def test_resnet18_step_is_checked_and_steps(fmt):
+    """The train suite's ResNet-18 step, on a small batch: native torch and the switch agree with
+    the float64 model's logits, a step runs on each, and the switch ran convforge's ops."""
+    import convforge.torch as ct
+
+    case = suites.Case("train", "resnet18_tiny", dict(model="resnet18", batch_size=2, size=32, memory_format=fmt),
+                       passes=("step",))
+    problem = run.build_problem(case, "step", ("torch",))
+    assert [i.who for i in problem.impls] == ["convforge", "torch"]
+    run.check_problem(case, "step", problem)
+    ct.dispatched.clear()
+    losses = [float(impl.fn()) for impl in problem.impls]
+    assert ct.dispatched["conv2d"] == 20 and ct.dispatched["linear"] == 1
+    assert all(np.isfinite(losses))

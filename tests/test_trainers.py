@@ -17,6 +17,7 @@ from torch import nn
 
 import convforge
 import convforge.torch as ct
+from bench.train import torch_resnet18
 from helpers import tolerance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,48 +155,9 @@ def test_lightning_trainer_fit(tmp_path):
 # ResNet-18 in plain torch
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + identity)
-
-
-class ResNet18(nn.Module):
-    """torchvision's resnet18 layout (stride-2 7x7 stem, max pool, 4 stages of 2 basic blocks,
-    global average pool, fc) at a quarter of the width, so a training step takes milliseconds."""
-
-    def __init__(self, widths=(16, 32, 64, 128), classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        layers, c_in = [], widths[0]
-        for i, c in enumerate(widths):
-            layers.append(nn.Sequential(BasicBlock(c_in, c, 1 if i == 0 else 2), BasicBlock(c, c, 1)))
-            c_in = c
-        self.layers = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(widths[-1], classes)
-
-    def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        return self.fc(torch.flatten(self.avgpool(self.layers(x)), 1))
-
-
 def resnet_train(how, steps=3):
     torch.manual_seed(0)
-    model = ResNet18()
+    model = torch_resnet18(torch, widths=(16, 32, 64, 128), classes=10)  # a quarter of the width: milliseconds a step
     g = torch.Generator().manual_seed(2)
     x, labels = torch.rand(4, 3, 64, 64, generator=g), torch.randint(0, 10, (4,), generator=g)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
