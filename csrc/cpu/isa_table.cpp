@@ -17,6 +17,9 @@ namespace {
   r.conv2d_depthwise_forward = conv2d_depthwise_forward__##isa;                                  \
   r.conv2d_depthwise_backward_input = conv2d_depthwise_backward_input__##isa;                    \
   r.conv2d_depthwise_backward_weight = conv2d_depthwise_backward_weight__##isa;                  \
+  r.conv2d_nhwc_depthwise_forward = conv2d_nhwc_depthwise_forward__##isa;                        \
+  r.conv2d_nhwc_depthwise_backward_input = conv2d_nhwc_depthwise_backward_input__##isa;          \
+  r.conv2d_nhwc_depthwise_backward_weight = conv2d_nhwc_depthwise_backward_weight__##isa;        \
   r.winograd_f4x3 = {conv::winograd::winograd_f4x3_input__##isa, conv::winograd::winograd_f4x3_output__##isa, \
                      conv::winograd::winograd_f4x3_weight__##isa,                                 \
                      conv::winograd::winograd_f4x3_grad_output__##isa,                            \

@@ -1,8 +1,8 @@
 // The ISA table: one row per CPU path (scalar, avx2, avx512) holding everything compiled per ISA
-// -- GEMM microkernels with their tiles and blocking, pooling kernels, conv2d's direct loops and
-// Winograd transforms, the FMA probe -- filled
-// once (at import) and read by the dispatchers: `isa_kernels()` is the active ISA's row. The
-// per-ISA prototypes are declared here and nowhere else; each *__<isa>.cpp defines its own.
+// -- GEMM microkernels with their tiles and blocking, pooling kernels, conv2d's direct loops (NCHW
+// and NHWC) and Winograd transforms, the FMA probe -- filled once (at import) and read by the
+// dispatchers: `isa_kernels()` is the active ISA's row. The per-ISA prototypes are declared here
+// and nowhere else; each *__<isa>.cpp defines its own.
 // (XNNPACK's per-family configs and BLIS's context are the models.)
 //
 // Adding an ISA or a kernel: declare its entry points below, define them in a translation unit
@@ -69,6 +69,26 @@ CONVFORGE_DECLARE_CONV2D_DIRECT(avx2)
 CONVFORGE_DECLARE_CONV2D_DIRECT(avx512)
 #undef CONVFORGE_DECLARE_CONV2D_DIRECT
 
+// conv2d's NHWC direct loops for one input channel per group (conv2d/nhwc_depthwise.h compiled per
+// ISA), vectorized along the channels: output rows [begin, end) of n * out_h, input-gradient rows
+// [begin, end) of n * h, or the weight-gradient sums of images [n0, n1) for output channels
+// [c0, c1). wt is the weight tap-major (taps x c_out); scratch is the calling thread's, laid out by
+// nhwc_dw::ScratchLayout.
+#define CONVFORGE_DECLARE_CONV2D_NHWC_DEPTHWISE(isa)                                               \
+  void conv2d_nhwc_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* wt,   \
+                                            const void* b, void* y, void* scratch, int64_t begin,  \
+                                            int64_t end);                                           \
+  void conv2d_nhwc_depthwise_backward_input__##isa(const Conv2dParams& p, const void* dy,          \
+                                                   const void* wt, void* dx, void* scratch,        \
+                                                   int64_t begin, int64_t end);                     \
+  void conv2d_nhwc_depthwise_backward_weight__##isa(const Conv2dParams& p, const void* dy,         \
+                                                    const void* x, void* sums, void* scratch,      \
+                                                    int64_t n0, int64_t n1, int64_t c0, int64_t c1);
+CONVFORGE_DECLARE_CONV2D_NHWC_DEPTHWISE(scalar)
+CONVFORGE_DECLARE_CONV2D_NHWC_DEPTHWISE(avx2)
+CONVFORGE_DECLARE_CONV2D_NHWC_DEPTHWISE(avx512)
+#undef CONVFORGE_DECLARE_CONV2D_NHWC_DEPTHWISE
+
 }  // namespace convforge::cpu
 
 // conv2d's Winograd F(4x4, 3x3) transforms (cpu/conv2d/winograd_f4x3_kernels.h compiled per ISA).
@@ -112,6 +132,13 @@ struct IsaKernels {
                                           int64_t, int64_t) = nullptr;
   void (*conv2d_depthwise_backward_weight)(const Conv2dParams&, const void*, const void*, void*,
                                            int64_t, int64_t) = nullptr;
+  // NHWC, one input channel per group (vectorized along the channels).
+  void (*conv2d_nhwc_depthwise_forward)(const Conv2dParams&, const void*, const void*, const void*,
+                                        void*, void*, int64_t, int64_t) = nullptr;
+  void (*conv2d_nhwc_depthwise_backward_input)(const Conv2dParams&, const void*, const void*, void*,
+                                               void*, int64_t, int64_t) = nullptr;
+  void (*conv2d_nhwc_depthwise_backward_weight)(const Conv2dParams&, const void*, const void*, void*,
+                                                void*, int64_t, int64_t, int64_t, int64_t) = nullptr;
   conv::winograd::Transforms winograd_f4x3 = {};
 
   // FMA probe: one call of fma_chains runs iters rounds of fma_probe_flops FLOP each.

@@ -23,6 +23,7 @@ CONVFORGE_DECLARE_ALGORITHM(winograd_f4x3)
 CONVFORGE_DECLARE_ALGORITHM(gemm_pointwise)
 CONVFORGE_DECLARE_ALGORITHM(gemm_padded_planes)
 CONVFORGE_DECLARE_ALGORITHM(gemm_im2col)
+CONVFORGE_DECLARE_ALGORITHM(nhwc_direct)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_pointwise)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_im2col)
 #undef CONVFORGE_DECLARE_ALGORITHM
@@ -31,6 +32,8 @@ bool direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const vo
 void gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool winograd_f4x3_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+void nhwc_direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+bool nhwc_direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 void nhwc_gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool nhwc_gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 int64_t padded_plane_width(const Conv2dParams& p);
@@ -52,6 +55,9 @@ const Algorithm kPaddedPlanes{"gemm_padded_planes", "NCHW arrays (forward, and g
 const Algorithm kIm2col{"gemm_im2col", "NCHW arrays (every pass)", gemm_im2col_applies,
                         gemm_im2col_workspace, gemm_im2col_forward, gemm_im2col_grad_input,
                         gemm_im2col_grad_weight};
+const Algorithm kNhwcDirect{"nhwc_direct", "NHWC arrays with one input channel per group (every pass)",
+                            nhwc_direct_applies, nhwc_direct_workspace, nhwc_direct_forward,
+                            nhwc_direct_grad_input, nhwc_direct_grad_weight};
 const Algorithm kNhwcPointwise{"nhwc_gemm_pointwise", "NHWC arrays, a 1x1 kernel, stride 1 and no padding",
                                nhwc_gemm_pointwise_applies, nhwc_gemm_pointwise_workspace,
                                nhwc_gemm_pointwise_forward, nullptr, nullptr};
@@ -59,8 +65,8 @@ const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc
                             nhwc_gemm_im2col_workspace, nhwc_gemm_im2col_forward,
                             nhwc_gemm_im2col_grad_input, nhwc_gemm_im2col_grad_weight};
 
-const Algorithm* const kList[] = {&kDirect,  &kWinograd,      &kPointwise, &kPaddedPlanes,
-                                  &kIm2col,  &kNhwcPointwise, &kNhwcIm2col};
+const Algorithm* const kList[] = {&kDirect, &kWinograd,   &kPointwise,     &kPaddedPlanes,
+                                  &kIm2col, &kNhwcDirect, &kNhwcPointwise, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
 std::atomic<bool> g_winograd{[] {
@@ -134,6 +140,9 @@ const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true)
   allow_winograd = allow_winograd && winograd_f4x3_applies(p, Pass::forward) && prefers_winograd(p) &&
                    winograd_forward_pays(p);
   if (p.channels_last) {
+    // One input channel per group (depthwise, 1x1 kernels included) as for NCHW: a GEMM would
+    // have a single step of depth per tap.
+    if (nhwc_direct_applies(p, Pass::forward)) return kNhwcDirect;
     if (allow_winograd) return kWinograd;
     if (nhwc_gemm_pointwise_applies(p, Pass::forward)) return kNhwcPointwise;
     return kNhwcIm2col;
@@ -159,7 +168,7 @@ bool prefers_winograd_grad_weight(const Conv2dParams& p) {
 }
 
 const Algorithm& auto_grad_weight(const Conv2dParams& p, bool allow_winograd = true) {
-  if (p.c_in == p.groups && !p.channels_last) return kDirect;
+  if (p.c_in == p.groups) return p.channels_last ? kNhwcDirect : kDirect;
   if (allow_winograd && winograd_f4x3_applies(p, Pass::grad_weight) && prefers_winograd_grad_weight(p))
     return kWinograd;
   return p.channels_last ? kNhwcIm2col : kIm2col;
@@ -214,6 +223,11 @@ Choice choose(const Conv2dParams& p, Pass pass, const char* forced) {
   switch (pass) {
     case Pass::forward: return {&auto_forward(p)};
     case Pass::grad_input:
+      // NHWC with one input channel per group: with multiplier 1 the flipped problem is depthwise
+      // again (nhwc_direct's forward, the same loops); with more, it would have one output channel
+      // per group, a GEMM of one column, so nhwc_direct gathers grad_input itself.
+      if (p.channels_last && p.c_in == p.groups && !(flippable && p.c_out == p.groups))
+        return {&kNhwcDirect};
       if (flippable && prefers_flipped_forward(p)) return {&auto_forward(q), true};
       if (p.channels_last) return {&kNhwcIm2col};
       return {p.c_in == p.groups ? &kDirect : &kIm2col};

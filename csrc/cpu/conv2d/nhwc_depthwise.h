@@ -1,0 +1,382 @@
+// Direct conv2d on NHWC arrays for one input channel per group (depthwise with any channel
+// multiplier M = c_out / groups, a first layer on a grey image), vectorized along the channels,
+// which are contiguous in NHWC. Output channel co reads input channel co / M: with M > 1 the input
+// rows a pass reads are first expanded to c_out channels (each input channel repeated M times),
+// so that every loop below runs over c_out contiguous channels.
+//
+// The weight is read tap-major, wt[tap][co] (taps x c_out, transposed by the caller from OHWI).
+// Every output element is written once, by one call, with its taps summed in a fixed order: the
+// results do not depend on how the caller splits the work into threads.
+//
+// The loops are written once here and compiled per ISA: nhwc_depthwise__<isa>.cpp includes this
+// header with only its own ISA's flags and instantiates the entry points declared in
+// cpu/isa_table.h. No std containers and no shared helpers here: scratch comes from the caller
+// (see core/scratch.h for why).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/conv2d_common.h"
+#include "ops.h"
+
+namespace convforge::cpu {
+// Internal linkage: every per-ISA translation unit keeps its own copy of these templates.
+namespace {
+namespace nhwc_dw {
+
+// grad_weight works on chunks of this many output channels (any split gives the same sums).
+constexpr int64_t kWeightChunk = 64;
+
+// The caller's scratch for one thread: tap tables, then rows of T.
+//   forward      kh expanded input rows of w x c_out (M > 1)
+//   grad_input   one row of w x c_out sums before they are added over the multiplier (M > 1)
+//   grad_weight  one expanded input row of w x kWeightChunk (M > 1)
+struct ScratchLayout {
+  size_t taps_bytes, rows_offset, bytes;
+  ScratchLayout(const Conv2dParams& p, int pass) {
+    const int64_t taps = p.kh * p.kw, multiplier = p.c_out / p.groups;
+    // offsets, filtered offsets and row indices (int64); weight pointers, filtered ones.
+    taps_bytes = size_t(2 * taps + p.kh) * sizeof(int64_t) + size_t(2 * taps) * sizeof(void*);
+    rows_offset = (taps_bytes + 63) / 64 * 64;
+    const int64_t width = pass == 2 ? std::min(p.c_out, kWeightChunk) : p.c_out;
+    const int64_t rows = multiplier == 1 ? 0 : pass == 0 ? p.kh : 1;
+    bytes = rows_offset + size_t(rows * p.w * width * dtype_size(p.dtype));
+  }
+};
+
+// The widest register of the ISA this translation unit is compiled for (a wider GCC vector would
+// be split through the stack).
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+template <typename T>
+struct Vec {
+  static constexpr int64_t size = kVectorBytes / sizeof(T);
+  typedef T type __attribute__((vector_size(kVectorBytes)));
+  __attribute__((always_inline)) static type load(const T* p) {
+    type v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  __attribute__((always_inline)) static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
+};
+
+// The tap tables of one row, in the caller's scratch.
+template <typename T>
+struct Taps {
+  int64_t* off;        // element offset of each tap's source from the pixel's base index
+  const T** w;         // each tap's weight row (c_out values)
+  int64_t* off_edge;   // the same, filtered for one pixel at an edge
+  const T** w_edge;
+  int64_t* row;        // per kernel row: index of its source row, or -1 outside
+  T* rows;             // row buffers
+  Taps(const Conv2dParams& p, void* scratch, const ScratchLayout& layout) {
+    const int64_t taps = p.kh * p.kw;
+    off = static_cast<int64_t*>(scratch);
+    off_edge = off + taps;
+    row = off_edge + taps;
+    w = reinterpret_cast<const T**>(row + p.kh);
+    w_edge = w + taps;
+    rows = reinterpret_cast<T*>(static_cast<char*>(scratch) + layout.rows_offset);
+  }
+};
+
+// The microkernel: for r < R and c < channels,
+//   dst[r * dst_step + c] = (bias ? bias[c] : 0) + sum over t < taps of w[t][c] * src[base + off[t] + r * src_step + c],
+// taps summed in order. R pixels share each weight load; 2 vectors of channels at a time, then 1,
+// then single channels.
+template <typename T, int R>
+inline void pixels(const T* src, int64_t base, int64_t src_step, const int64_t* off, const T* const* w,
+                   int64_t taps, const T* bias, int64_t channels, T* dst, int64_t dst_step) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t L = Vec<T>::size;
+  int64_t c = 0;
+  for (; c + 2 * L <= channels; c += 2 * L) {
+    V acc[R][2];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 2; ++v) acc[r][v] = bias ? Vec<T>::load(bias + c + v * L) : V{};
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* s = src + (base + off[t] + c);
+      const V w0 = Vec<T>::load(w[t] + c), w1 = Vec<T>::load(w[t] + c + L);
+      for (int r = 0; r < R; ++r) {
+        acc[r][0] += w0 * Vec<T>::load(s + r * src_step);
+        acc[r][1] += w1 * Vec<T>::load(s + r * src_step + L);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 2; ++v) Vec<T>::store(dst + r * dst_step + c + v * L, acc[r][v]);
+  }
+  for (; c + L <= channels; c += L) {
+    V acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = bias ? Vec<T>::load(bias + c) : V{};
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* s = src + (base + off[t] + c);
+      const V w0 = Vec<T>::load(w[t] + c);
+      for (int r = 0; r < R; ++r) acc[r] += w0 * Vec<T>::load(s + r * src_step);
+    }
+    for (int r = 0; r < R; ++r) Vec<T>::store(dst + r * dst_step + c, acc[r]);
+  }
+  for (; c < channels; ++c) {
+    T acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = bias ? bias[c] : T(0);
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* s = src + (base + off[t] + c);
+      const T w0 = w[t][c];
+      for (int r = 0; r < R; ++r) acc[r] += w0 * s[r * src_step];
+    }
+    for (int r = 0; r < R; ++r) dst[r * dst_step + c] = acc[r];
+  }
+}
+
+// Input row (n, ih) expanded to c_out channels [c0, c0 + width): out[iw * width + k] =
+// x[n, ih, iw, (c0 + k) / M].
+template <typename T>
+void expand_row(const Conv2dParams& p, const T* x, int64_t n, int64_t ih, int64_t c0, int64_t width, T* out) {
+  const int64_t multiplier = p.c_out / p.groups;
+  const T* xr = x + (n * p.h + ih) * p.w * p.c_in;
+  for (int64_t iw = 0; iw < p.w; ++iw, xr += p.c_in, out += width)
+    for (int64_t k = 0; k < width; ++k) out[k] = xr[(c0 + k) / multiplier];
+}
+
+// Output rows [begin, end) of n * out_h. wt: taps x c_out; b: c_out values or null.
+template <typename T>
+void forward(const Conv2dParams& p, const T* x, const T* wt, const T* b, T* y, void* scratch, int64_t begin,
+             int64_t end) {
+  constexpr int R = 4;
+  const ScratchLayout layout(p, 0);
+  Taps<T> tp(p, scratch, layout);
+  const int64_t C = p.c_out, expand = p.c_out != p.groups;
+  const int64_t xs = expand ? C : p.c_in;  // pixel stride of the rows read
+  // Output columns every kernel column reaches inside the input: [lo, hi).
+  int64_t lo = 0, hi = p.out_w;
+  for (int64_t j = 0; j < p.kw; ++j) {
+    const TapRange r = tap_range(j, p.w, p.out_w, p.stride_w, p.pad_w, p.dilation_w);
+    lo = std::max(lo, r.lo), hi = std::min(hi, r.hi);
+  }
+  hi = std::max(hi, lo);
+  const T* src = expand ? tp.rows : x;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t n = row / p.out_h, oh = row % p.out_h;
+    int64_t taps = 0;
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+      tp.row[i] = -1;
+      if (ih < 0 || ih >= p.h) continue;
+      if (expand) {
+        expand_row(p, x, n, ih, 0, C, tp.rows + i * p.w * C);
+        tp.row[i] = i * p.w * C;
+      } else {
+        tp.row[i] = (n * p.h + ih) * p.w * xs;
+      }
+      for (int64_t j = 0; j < p.kw; ++j, ++taps) {
+        tp.off[taps] = tp.row[i] + j * p.dilation_w * xs;
+        tp.w[taps] = wt + (i * p.kw + j) * C;
+      }
+    }
+    T* yr = y + row * p.out_w * C;
+    // A pixel at an edge: only the taps inside the input.
+    auto edge = [&](int64_t ow) {
+      const int64_t iw0 = ow * p.stride_w - p.pad_w;
+      int64_t count = 0;
+      for (int64_t i = 0; i < p.kh; ++i) {
+        if (tp.row[i] < 0) continue;
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const int64_t iw = iw0 + j * p.dilation_w;
+          if (iw < 0 || iw >= p.w) continue;
+          tp.off_edge[count] = tp.row[i] + j * p.dilation_w * xs;
+          tp.w_edge[count++] = wt + (i * p.kw + j) * C;
+        }
+      }
+      pixels<T, 1>(src, iw0 * xs, 0, tp.off_edge, tp.w_edge, count, b, C, yr + ow * C, 0);
+    };
+    for (int64_t ow = 0; ow < lo; ++ow) edge(ow);
+    int64_t ow = lo;
+    for (; ow + R <= hi; ow += R)
+      pixels<T, R>(src, (ow * p.stride_w - p.pad_w) * xs, p.stride_w * xs, tp.off, tp.w, taps, b, C,
+                   yr + ow * C, C);
+    for (; ow < hi; ++ow)
+      pixels<T, 1>(src, (ow * p.stride_w - p.pad_w) * xs, 0, tp.off, tp.w, taps, b, C, yr + ow * C, 0);
+    for (int64_t ow = std::max(hi, lo); ow < p.out_w; ++ow) edge(ow);
+  }
+}
+
+// Input-gradient rows [begin, end) of n * h, gathered: dx[n, ih, iw, ci] = sum over the multiplier's
+// channels co of ci and the taps (i, j) that reach (ih, iw) from an output pixel (oh, ow) of
+// w[co][i][j] * dy[n, oh, ow, co]. The columns iw of one phase iw % stride_w are reached by the
+// same kernel columns, from consecutive output columns.
+template <typename T>
+void backward_input(const Conv2dParams& p, const T* dy, const T* wt, T* dx, void* scratch, int64_t begin,
+                    int64_t end) {
+  constexpr int R = 4;
+  const ScratchLayout layout(p, 1);
+  Taps<T> tp(p, scratch, layout);
+  const int64_t C = p.c_out, multiplier = p.c_out / p.groups;
+  const int64_t sw = p.stride_w;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t n = row / p.h, ih = row % p.h;
+    // With a multiplier the sums over the taps go to a row of c_out channels first.
+    T* dst = multiplier == 1 ? dx + row * p.w * p.c_in : tp.rows;
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t t = ih + p.pad_h - i * p.dilation_h;
+      tp.row[i] = t >= 0 && t % p.stride_h == 0 && t / p.stride_h < p.out_h
+                      ? (n * p.out_h + t / p.stride_h) * p.out_w * C : -1;
+    }
+    for (int64_t phase = 0; phase < std::min(sw, p.w); ++phase) {
+      // Pixels iw = phase + k * sw, k < count; kernel column j reaches them from output column
+      // ow = first[j] + k when (phase + pad_w - j * dilation_w) is a multiple of the stride.
+      const int64_t count = (p.w - phase + sw - 1) / sw;
+      int64_t k_lo = 0, k_hi = count, taps = 0;
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t u = phase + p.pad_w - j * p.dilation_w;
+        if (((u % sw) + sw) % sw != 0) continue;
+        const int64_t first = u / sw;  // exact
+        k_lo = std::max(k_lo, -first), k_hi = std::min(k_hi, p.out_w - first);
+        for (int64_t i = 0; i < p.kh; ++i) {
+          if (tp.row[i] < 0) continue;
+          tp.off[taps] = tp.row[i] + first * C;
+          tp.w[taps++] = wt + (i * p.kw + j) * C;
+        }
+      }
+      k_hi = std::max(k_hi, k_lo);
+      auto edge = [&](int64_t k) {
+        int64_t used = 0;
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const int64_t u = phase + p.pad_w - j * p.dilation_w;
+          if (((u % sw) + sw) % sw != 0) continue;
+          const int64_t ow = u / sw + k;
+          if (ow < 0 || ow >= p.out_w) continue;
+          for (int64_t i = 0; i < p.kh; ++i) {
+            if (tp.row[i] < 0) continue;
+            tp.off_edge[used] = tp.row[i] + ow * C;
+            tp.w_edge[used++] = wt + (i * p.kw + j) * C;
+          }
+        }
+        pixels<T, 1>(dy, 0, 0, tp.off_edge, tp.w_edge, used, nullptr, C, dst + (phase + k * sw) * C, 0);
+      };
+      for (int64_t k = 0; k < std::min(k_lo, count); ++k) edge(k);
+      int64_t k = k_lo;
+      for (; k + R <= k_hi; k += R)
+        pixels<T, R>(dy, k * C, C, tp.off, tp.w, taps, nullptr, C, dst + (phase + k * sw) * C, sw * C);
+      for (; k < k_hi; ++k)
+        pixels<T, 1>(dy, k * C, 0, tp.off, tp.w, taps, nullptr, C, dst + (phase + k * sw) * C, 0);
+      for (int64_t k = std::max(k_hi, k_lo); k < count; ++k) edge(k);
+    }
+    if (multiplier > 1) {  // dx[iw, g] = sum over m of the row's channel g * M + m, in order
+      T* dxr = dx + row * p.w * p.c_in;
+      for (int64_t iw = 0; iw < p.w; ++iw) {
+        const T* s = dst + iw * C;
+        for (int64_t g = 0; g < p.c_in; ++g) {
+          T total = s[g * multiplier];
+          for (int64_t m = 1; m < multiplier; ++m) total += s[g * multiplier + m];
+          dxr[iw * p.c_in + g] = total;
+        }
+      }
+    }
+  }
+}
+
+// Weight-gradient sums of images [n0, n1) for output channels [c0, c1): sums[tap * c_out + co] =
+// sum over the images, output rows and columns of dy[n, oh, ow, co] * x[n, ih, iw, co / M]. Each
+// output row's sum stays in registers and is added to sums once (partial sums of out_w terms).
+template <typename T>
+void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* sums, void* scratch, int64_t n0,
+                     int64_t n1, int64_t c0, int64_t c1) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t L = Vec<T>::size;
+  const ScratchLayout layout(p, 2);
+  Taps<T> tp(p, scratch, layout);
+  const int64_t C = p.c_out, width = c1 - c0, expand = p.c_out != p.groups;
+  const int64_t xs = expand ? width : p.c_in;
+  const TapTable t(p);
+  for (int64_t k = 0; k < p.kh * p.kw; ++k) std::fill(sums + k * C + c0, sums + k * C + c1, T(0));
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const T* dyr = dy + (n * p.out_h + oh) * p.out_w * C + c0;
+      for (int64_t i = 0; i < p.kh; ++i) {
+        const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+        if (ih < 0 || ih >= p.h) continue;
+        const T* xr;
+        if (expand) {
+          expand_row(p, x, n, ih, c0, width, tp.rows);
+          xr = tp.rows;
+        } else {
+          xr = x + (n * p.h + ih) * p.w * p.c_in + c0;
+        }
+        for (int64_t j = 0; j < p.kw; ++j) {
+          T* sum = sums + (i * p.kw + j) * C + c0;
+          const int64_t lo = t.lo[j], hi = t.hi[j];
+          if (hi <= lo) continue;
+          const T* xj = xr + t.src[j] * xs;  // input column of output column lo
+          const T* dj = dyr + lo * C;
+          const int64_t xstep = p.stride_w * xs;
+          int64_t c = 0;
+          for (; c + 2 * L <= width; c += 2 * L) {
+            V a0{}, a1{};
+            for (int64_t q = 0; q < hi - lo; ++q) {
+              a0 += Vec<T>::load(dj + q * C + c) * Vec<T>::load(xj + q * xstep + c);
+              a1 += Vec<T>::load(dj + q * C + c + L) * Vec<T>::load(xj + q * xstep + c + L);
+            }
+            Vec<T>::store(sum + c, Vec<T>::load(sum + c) + a0);
+            Vec<T>::store(sum + c + L, Vec<T>::load(sum + c + L) + a1);
+          }
+          for (; c + L <= width; c += L) {
+            V a0{};
+            for (int64_t q = 0; q < hi - lo; ++q) a0 += Vec<T>::load(dj + q * C + c) * Vec<T>::load(xj + q * xstep + c);
+            Vec<T>::store(sum + c, Vec<T>::load(sum + c) + a0);
+          }
+          for (; c < width; ++c) {
+            T a0 = 0;
+            for (int64_t q = 0; q < hi - lo; ++q) a0 += dj[q * C + c] * xj[q * xstep + c];
+            sum[c] += a0;
+          }
+        }
+      }
+    }
+}
+
+}  // namespace nhwc_dw
+}  // namespace
+
+// Instantiates the entry points declared in cpu/isa_table.h in a per-ISA translation unit.
+#define CONVFORGE_DEFINE_NHWC_DEPTHWISE(isa)                                                        \
+  void conv2d_nhwc_depthwise_forward__##isa(const Conv2dParams& p, const void* x, const void* wt,   \
+                                            const void* b, void* y, void* scratch, int64_t begin,  \
+                                            int64_t end) {                                          \
+    if (p.dtype == DType::f32)                                                                      \
+      nhwc_dw::forward(p, static_cast<const float*>(x), static_cast<const float*>(wt),             \
+                       static_cast<const float*>(b), static_cast<float*>(y), scratch, begin, end); \
+    else                                                                                            \
+      nhwc_dw::forward(p, static_cast<const double*>(x), static_cast<const double*>(wt),           \
+                       static_cast<const double*>(b), static_cast<double*>(y), scratch, begin,     \
+                       end);                                                                        \
+  }                                                                                                 \
+  void conv2d_nhwc_depthwise_backward_input__##isa(const Conv2dParams& p, const void* dy,          \
+                                                   const void* wt, void* dx, void* scratch,        \
+                                                   int64_t begin, int64_t end) {                    \
+    if (p.dtype == DType::f32)                                                                      \
+      nhwc_dw::backward_input(p, static_cast<const float*>(dy), static_cast<const float*>(wt),     \
+                              static_cast<float*>(dx), scratch, begin, end);                       \
+    else                                                                                            \
+      nhwc_dw::backward_input(p, static_cast<const double*>(dy), static_cast<const double*>(wt),   \
+                              static_cast<double*>(dx), scratch, begin, end);                      \
+  }                                                                                                 \
+  void conv2d_nhwc_depthwise_backward_weight__##isa(const Conv2dParams& p, const void* dy,         \
+                                                    const void* x, void* sums, void* scratch,      \
+                                                    int64_t n0, int64_t n1, int64_t c0,            \
+                                                    int64_t c1) {                                   \
+    if (p.dtype == DType::f32)                                                                      \
+      nhwc_dw::backward_weight(p, static_cast<const float*>(dy), static_cast<const float*>(x),     \
+                               static_cast<float*>(sums), scratch, n0, n1, c0, c1);                \
+    else                                                                                            \
+      nhwc_dw::backward_weight(p, static_cast<const double*>(dy), static_cast<const double*>(x),   \
+                               static_cast<double*>(sums), scratch, n0, n1, c0, c1);               \
+  }
+
+}  // namespace convforge::cpu
