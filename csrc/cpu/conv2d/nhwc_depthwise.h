@@ -29,19 +29,24 @@ namespace nhwc_dw {
 // grad_weight works on chunks of this many output channels (any split gives the same sums).
 constexpr int64_t kWeightChunk = 64;
 
+// Expanded input rows are kept in slots, input row ih in slot ih % slots: the rows one output
+// row reads, ih0 + i * dilation_h for i < kh, fall into distinct slots, and each input row is
+// expanded once while consecutive output rows read it.
+inline int64_t row_slots(const Conv2dParams& p) { return (p.kh - 1) * p.dilation_h + 1; }
+
 // The caller's scratch for one thread: tap tables, then rows of T.
-//   forward      kh expanded input rows of w x c_out (M > 1)
+//   forward      row_slots() expanded input rows of w x c_out (M > 1)
 //   grad_input   one row of w x c_out sums before they are added over the multiplier (M > 1)
-//   grad_weight  one expanded input row of w x kWeightChunk (M > 1)
+//   grad_weight  row_slots() expanded input rows of w x kWeightChunk (M > 1)
 struct ScratchLayout {
   size_t taps_bytes, rows_offset, bytes;
   ScratchLayout(const Conv2dParams& p, int pass) {
     const int64_t taps = p.kh * p.kw, multiplier = p.c_out / p.groups;
-    // offsets, filtered offsets and row indices (int64); weight pointers, filtered ones.
-    taps_bytes = size_t(2 * taps + p.kh) * sizeof(int64_t) + size_t(2 * taps) * sizeof(void*);
+    // offsets, filtered offsets, row indices and slot tags (int64); weight pointers, filtered ones.
+    taps_bytes = size_t(2 * taps + p.kh + row_slots(p)) * sizeof(int64_t) + size_t(2 * taps) * sizeof(void*);
     rows_offset = (taps_bytes + 63) / 64 * 64;
     const int64_t width = pass == 2 ? std::min(p.c_out, kWeightChunk) : p.c_out;
-    const int64_t rows = multiplier == 1 ? 0 : pass == 0 ? p.kh : 1;
+    const int64_t rows = multiplier == 1 ? 0 : pass == 1 ? 1 : row_slots(p);
     bytes = rows_offset + size_t(rows * p.w * width * dtype_size(p.dtype));
   }
 };
@@ -76,13 +81,16 @@ struct Taps {
   int64_t* off_edge;   // the same, filtered for one pixel at an edge
   const T** w_edge;
   int64_t* row;        // per kernel row: index of its source row, or -1 outside
+  int64_t* tag;        // per slot: the input row n * h + ih expanded there, or -1
   T* rows;             // row buffers
   Taps(const Conv2dParams& p, void* scratch, const ScratchLayout& layout) {
     const int64_t taps = p.kh * p.kw;
     off = static_cast<int64_t*>(scratch);
     off_edge = off + taps;
     row = off_edge + taps;
-    w = reinterpret_cast<const T**>(row + p.kh);
+    tag = row + p.kh;
+    std::fill(tag, tag + row_slots(p), int64_t{-1});
+    w = reinterpret_cast<const T**>(tag + row_slots(p));
     w_edge = w + taps;
     rows = reinterpret_cast<T*>(static_cast<char*>(scratch) + layout.rows_offset);
   }
@@ -90,9 +98,10 @@ struct Taps {
 
 // The microkernel: for r < R and c < channels,
 //   dst[r * dst_step + c] = (bias ? bias[c] : 0) + sum over t < taps of w[t][c] * src[base + off[t] + r * src_step + c],
-// taps summed in order. R pixels share each weight load; 2 vectors of channels at a time, then 1,
-// then single channels.
-template <typename T, int R>
+// taps summed in order; with B (one input channel for all: c_in == 1) the source is
+// src[base + off[t] + r * src_step] for every c. R pixels share each weight load; 2 vectors of
+// channels at a time, then 1, then single channels.
+template <typename T, int R, bool B = false>
 inline void pixels(const T* src, int64_t base, int64_t src_step, const int64_t* off, const T* const* w,
                    int64_t taps, const T* bias, int64_t channels, T* dst, int64_t dst_step) {
   using V = typename Vec<T>::type;
@@ -103,11 +112,17 @@ inline void pixels(const T* src, int64_t base, int64_t src_step, const int64_t* 
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < 2; ++v) acc[r][v] = bias ? Vec<T>::load(bias + c + v * L) : V{};
     for (int64_t t = 0; t < taps; ++t) {
-      const T* s = src + (base + off[t] + c);
+      const T* s = src + (base + off[t] + (B ? 0 : c));
       const V w0 = Vec<T>::load(w[t] + c), w1 = Vec<T>::load(w[t] + c + L);
       for (int r = 0; r < R; ++r) {
-        acc[r][0] += w0 * Vec<T>::load(s + r * src_step);
-        acc[r][1] += w1 * Vec<T>::load(s + r * src_step + L);
+        if (B) {
+          const V xv = V{} + s[r * src_step];
+          acc[r][0] += w0 * xv;
+          acc[r][1] += w1 * xv;
+        } else {
+          acc[r][0] += w0 * Vec<T>::load(s + r * src_step);
+          acc[r][1] += w1 * Vec<T>::load(s + r * src_step + L);
+        }
       }
     }
     for (int r = 0; r < R; ++r)
@@ -117,9 +132,9 @@ inline void pixels(const T* src, int64_t base, int64_t src_step, const int64_t* 
     V acc[R];
     for (int r = 0; r < R; ++r) acc[r] = bias ? Vec<T>::load(bias + c) : V{};
     for (int64_t t = 0; t < taps; ++t) {
-      const T* s = src + (base + off[t] + c);
+      const T* s = src + (base + off[t] + (B ? 0 : c));
       const V w0 = Vec<T>::load(w[t] + c);
-      for (int r = 0; r < R; ++r) acc[r] += w0 * Vec<T>::load(s + r * src_step);
+      for (int r = 0; r < R; ++r) acc[r] += w0 * (B ? V{} + s[r * src_step] : Vec<T>::load(s + r * src_step));
     }
     for (int r = 0; r < R; ++r) Vec<T>::store(dst + r * dst_step + c, acc[r]);
   }
@@ -127,7 +142,7 @@ inline void pixels(const T* src, int64_t base, int64_t src_step, const int64_t* 
     T acc[R];
     for (int r = 0; r < R; ++r) acc[r] = bias ? bias[c] : T(0);
     for (int64_t t = 0; t < taps; ++t) {
-      const T* s = src + (base + off[t] + c);
+      const T* s = src + (base + off[t] + (B ? 0 : c));
       const T w0 = w[t][c];
       for (int r = 0; r < R; ++r) acc[r] += w0 * s[r * src_step];
     }
@@ -135,14 +150,25 @@ inline void pixels(const T* src, int64_t base, int64_t src_step, const int64_t* 
   }
 }
 
-// Input row (n, ih) expanded to c_out channels [c0, c0 + width): out[iw * width + k] =
-// x[n, ih, iw, (c0 + k) / M].
+// Input row (n, ih) expanded to c_out channels [c0, c0 + width), in the slot of ih (row_slots()),
+// unless it is there already: out[iw * width + k] = x[n, ih, iw, (c0 + k) / M]. Returns the
+// row's index in `rows`.
 template <typename T>
-void expand_row(const Conv2dParams& p, const T* x, int64_t n, int64_t ih, int64_t c0, int64_t width, T* out) {
-  const int64_t multiplier = p.c_out / p.groups;
+int64_t expand_row(const Conv2dParams& p, const T* x, int64_t n, int64_t ih, int64_t c0, int64_t width,
+                   const Taps<T>& tp) {
+  const int64_t multiplier = p.c_out / p.groups, slot = ih % row_slots(p), index = slot * p.w * width;
+  if (tp.tag[slot] == n * p.h + ih) return index;
+  tp.tag[slot] = n * p.h + ih;
   const T* xr = x + (n * p.h + ih) * p.w * p.c_in;
-  for (int64_t iw = 0; iw < p.w; ++iw, xr += p.c_in, out += width)
-    for (int64_t k = 0; k < width; ++k) out[k] = xr[(c0 + k) / multiplier];
+  T* out = tp.rows + index;
+  for (int64_t iw = 0; iw < p.w; ++iw, xr += p.c_in, out += width) {
+    int64_t g = c0 / multiplier, m = c0 % multiplier;
+    for (int64_t k = 0; k < width; ++k) {
+      out[k] = xr[g];
+      if (++m == multiplier) m = 0, ++g;
+    }
+  }
+  return index;
 }
 
 // Output rows [begin, end) of n * out_h. wt: taps x c_out; b: c_out values or null.
@@ -152,8 +178,11 @@ void forward(const Conv2dParams& p, const T* x, const T* wt, const T* b, T* y, v
   constexpr int R = 4;
   const ScratchLayout layout(p, 0);
   Taps<T> tp(p, scratch, layout);
-  const int64_t C = p.c_out, expand = p.c_out != p.groups;
-  const int64_t xs = expand ? C : p.c_in;  // pixel stride of the rows read
+  // One input channel for all output channels (c_in == 1): read straight from x, broadcast.
+  const bool broadcast = p.c_in == 1, expand = p.c_out != p.groups && !broadcast;
+  const int64_t C = p.c_out, xs = expand ? C : p.c_in;  // pixel stride of the rows read
+  const auto one = broadcast ? pixels<T, 1, true> : pixels<T, 1, false>;
+  const auto block = broadcast ? pixels<T, R, true> : pixels<T, R, false>;
   // Output columns every kernel column reaches inside the input: [lo, hi).
   int64_t lo = 0, hi = p.out_w;
   for (int64_t j = 0; j < p.kw; ++j) {
@@ -170,8 +199,7 @@ void forward(const Conv2dParams& p, const T* x, const T* wt, const T* b, T* y, v
       tp.row[i] = -1;
       if (ih < 0 || ih >= p.h) continue;
       if (expand) {
-        expand_row(p, x, n, ih, 0, C, tp.rows + i * p.w * C);
-        tp.row[i] = i * p.w * C;
+        tp.row[i] = expand_row(p, x, n, ih, 0, C, tp);
       } else {
         tp.row[i] = (n * p.h + ih) * p.w * xs;
       }
@@ -194,15 +222,13 @@ void forward(const Conv2dParams& p, const T* x, const T* wt, const T* b, T* y, v
           tp.w_edge[count++] = wt + (i * p.kw + j) * C;
         }
       }
-      pixels<T, 1>(src, iw0 * xs, 0, tp.off_edge, tp.w_edge, count, b, C, yr + ow * C, 0);
+      one(src, iw0 * xs, 0, tp.off_edge, tp.w_edge, count, b, C, yr + ow * C, 0);
     };
     for (int64_t ow = 0; ow < lo; ++ow) edge(ow);
     int64_t ow = lo;
     for (; ow + R <= hi; ow += R)
-      pixels<T, R>(src, (ow * p.stride_w - p.pad_w) * xs, p.stride_w * xs, tp.off, tp.w, taps, b, C,
-                   yr + ow * C, C);
-    for (; ow < hi; ++ow)
-      pixels<T, 1>(src, (ow * p.stride_w - p.pad_w) * xs, 0, tp.off, tp.w, taps, b, C, yr + ow * C, 0);
+      block(src, (ow * p.stride_w - p.pad_w) * xs, p.stride_w * xs, tp.off, tp.w, taps, b, C, yr + ow * C, C);
+    for (; ow < hi; ++ow) one(src, (ow * p.stride_w - p.pad_w) * xs, 0, tp.off, tp.w, taps, b, C, yr + ow * C, 0);
     for (int64_t ow = std::max(hi, lo); ow < p.out_w; ++ow) edge(ow);
   }
 }
@@ -282,18 +308,73 @@ void backward_input(const Conv2dParams& p, const T* dy, const T* wt, T* dx, void
   }
 }
 
+// One output row's share of the weight-gradient sums for one kernel row: for every kernel column
+// j and channel c < width, sum[j * c_out + c] += the sum over the output columns ow that j reaches
+// of dy[ow * c_out + c] * x[iw * xs + c] (x[iw * xs] for every c with B), iw = ow * stride_w -
+// pad_w + j * dilation_w. With KW (the kernel width at compile time) the columns all taps reach
+// are done for all taps at once, one load of dy feeding KW sums in registers; the few other
+// columns follow, per tap. The order of the terms depends on the shape only.
+template <typename T, int KW, bool B>
+void weight_row(const Conv2dParams& p, const TapTable& t, const T* dyr, const T* xr, int64_t xs, T* sum,
+                int64_t width) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t L = Vec<T>::size;
+  constexpr int kAcc = KW > 0 ? KW : 1;
+  const int64_t C = p.c_out, kw = KW > 0 ? KW : p.kw, dw = p.dilation_w * xs;
+  int64_t lo = 0, hi = 0;  // columns every tap reaches (KW > 0)
+  if (KW > 0) {
+    hi = p.out_w;
+    for (int64_t j = 0; j < kw; ++j) lo = std::max(lo, t.lo[j]), hi = std::min(hi, t.hi[j]);
+    hi = std::max(hi, lo);
+  }
+  auto xv = [&](const T* ptr) { return B ? V{} + *ptr : Vec<T>::load(ptr); };
+  auto x_at = [&](int64_t ow, int64_t j, int64_t c) {
+    return xr + ((ow * p.stride_w - p.pad_w) * xs + j * dw + (B ? 0 : c));
+  };
+  int64_t c = 0;
+  for (; c + L <= width; c += L) {
+    V acc[kAcc];
+    for (int64_t j0 = 0; j0 < kw; j0 += kAcc) {
+      for (auto& a : acc) a = V{};
+      if (KW > 0)
+        for (int64_t ow = lo; ow < hi; ++ow) {
+          const V d = Vec<T>::load(dyr + ow * C + c);
+          const T* xp = x_at(ow, 0, c);
+          for (int j = 0; j < kAcc; ++j) acc[j] += d * xv(xp + j * dw);
+        }
+      for (int j = 0; j < kAcc; ++j) {
+        const int64_t jj = j0 + j;
+        for (int64_t ow = t.lo[jj]; ow < std::min(t.hi[jj], KW > 0 ? lo : t.hi[jj]); ++ow)
+          acc[j] += Vec<T>::load(dyr + ow * C + c) * xv(x_at(ow, jj, c));
+        for (int64_t ow = std::max(t.lo[jj], hi); KW > 0 && ow < t.hi[jj]; ++ow)
+          acc[j] += Vec<T>::load(dyr + ow * C + c) * xv(x_at(ow, jj, c));
+        Vec<T>::store(sum + jj * C + c, Vec<T>::load(sum + jj * C + c) + acc[j]);
+      }
+    }
+  }
+  for (; c < width; ++c)
+    for (int64_t j = 0; j < kw; ++j) {
+      T a = 0;
+      for (int64_t ow = t.lo[j]; ow < t.hi[j]; ++ow) a += dyr[ow * C + c] * *x_at(ow, j, c);
+      sum[j * C + c] += a;
+    }
+}
+
 // Weight-gradient sums of images [n0, n1) for output channels [c0, c1): sums[tap * c_out + co] =
 // sum over the images, output rows and columns of dy[n, oh, ow, co] * x[n, ih, iw, co / M]. Each
 // output row's sum stays in registers and is added to sums once (partial sums of out_w terms).
 template <typename T>
 void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* sums, void* scratch, int64_t n0,
                      int64_t n1, int64_t c0, int64_t c1) {
-  using V = typename Vec<T>::type;
-  constexpr int64_t L = Vec<T>::size;
   const ScratchLayout layout(p, 2);
   Taps<T> tp(p, scratch, layout);
-  const int64_t C = p.c_out, width = c1 - c0, expand = p.c_out != p.groups;
-  const int64_t xs = expand ? width : p.c_in;
+  // One input channel for all output channels (c_in == 1): read straight from x, broadcast.
+  const bool broadcast = p.c_in == 1, expand = p.c_out != p.groups && !broadcast;
+  const int64_t C = p.c_out, width = c1 - c0, xs = expand ? width : p.c_in;
+  using Row = void (*)(const Conv2dParams&, const TapTable&, const T*, const T*, int64_t, T*, int64_t);
+  Row row = broadcast ? weight_row<T, 0, true> : weight_row<T, 0, false>;
+  if (p.kw == 3) row = broadcast ? weight_row<T, 3, true> : weight_row<T, 3, false>;
+  if (p.kw == 5) row = broadcast ? weight_row<T, 5, true> : weight_row<T, 5, false>;
   const TapTable t(p);
   for (int64_t k = 0; k < p.kh * p.kw; ++k) std::fill(sums + k * C + c0, sums + k * C + c1, T(0));
   for (int64_t n = n0; n < n1; ++n)
@@ -302,41 +383,9 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* sums, vo
       for (int64_t i = 0; i < p.kh; ++i) {
         const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
         if (ih < 0 || ih >= p.h) continue;
-        const T* xr;
-        if (expand) {
-          expand_row(p, x, n, ih, c0, width, tp.rows);
-          xr = tp.rows;
-        } else {
-          xr = x + (n * p.h + ih) * p.w * p.c_in + c0;
-        }
-        for (int64_t j = 0; j < p.kw; ++j) {
-          T* sum = sums + (i * p.kw + j) * C + c0;
-          const int64_t lo = t.lo[j], hi = t.hi[j];
-          if (hi <= lo) continue;
-          const T* xj = xr + t.src[j] * xs;  // input column of output column lo
-          const T* dj = dyr + lo * C;
-          const int64_t xstep = p.stride_w * xs;
-          int64_t c = 0;
-          for (; c + 2 * L <= width; c += 2 * L) {
-            V a0{}, a1{};
-            for (int64_t q = 0; q < hi - lo; ++q) {
-              a0 += Vec<T>::load(dj + q * C + c) * Vec<T>::load(xj + q * xstep + c);
-              a1 += Vec<T>::load(dj + q * C + c + L) * Vec<T>::load(xj + q * xstep + c + L);
-            }
-            Vec<T>::store(sum + c, Vec<T>::load(sum + c) + a0);
-            Vec<T>::store(sum + c + L, Vec<T>::load(sum + c + L) + a1);
-          }
-          for (; c + L <= width; c += L) {
-            V a0{};
-            for (int64_t q = 0; q < hi - lo; ++q) a0 += Vec<T>::load(dj + q * C + c) * Vec<T>::load(xj + q * xstep + c);
-            Vec<T>::store(sum + c, Vec<T>::load(sum + c) + a0);
-          }
-          for (; c < width; ++c) {
-            T a0 = 0;
-            for (int64_t q = 0; q < hi - lo; ++q) a0 += dj[q * C + c] * xj[q * xstep + c];
-            sum[c] += a0;
-          }
-        }
+        const T* xr = expand ? tp.rows + expand_row(p, x, n, ih, c0, width, tp)
+                             : x + (n * p.h + ih) * p.w * p.c_in + (broadcast ? 0 : c0);
+        row(p, t, dyr, xr, xs, sums + i * p.kw * C + c0, width);
       }
     }
 }
