@@ -19,7 +19,7 @@ PASSES = ("forward", "grad_input", "grad_weight")
 # (input shape, weight shape, conv arguments): multipliers 1, 2 and 3, one input channel to six
 # output channels, strides, dilations, padding 0 / 1 / 'same' / wider than the kernel, rectangular
 # kernels, 1x1 images and kernels, batch 1, odd sizes, channel counts that are not multiples of a
-# vector (70 = 4 x 16 + 6).
+# vector (70 = 4 x 16 + 6), grad_weight's chunks of 64 output channels starting inside a group.
 CASES = {
     "m1_pad1": ((2, 8, 9, 11), (8, 1, 3, 3), dict(padding=1, groups=8)),
     "m1_pad0_batch1": ((1, 19, 7, 10), (19, 1, 3, 3), dict(groups=19)),
@@ -32,6 +32,8 @@ CASES = {
     "m2_kernel_1x1": ((2, 20, 5, 6), (40, 1, 1, 1), dict(groups=20)),
     "m2_stride3_over_kernel": ((2, 33, 10, 11), (66, 1, 2, 2), dict(stride=3, groups=33)),
     "m3_dilation2": ((2, 5, 11, 12), (15, 1, 3, 3), dict(dilation=2, padding=2, groups=5)),
+    "m3_chunks": ((1, 50, 6, 7), (150, 1, 3, 3), dict(padding=1, groups=50)),  # chunks of 64 channels
+    "m1_7x7": ((1, 24, 12, 15), (24, 1, 7, 7), dict(padding=3, groups=24)),
     "m3_rect": ((2, 12, 9, 14), (36, 1, 3, 5), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=12)),
     "c1_to_6": ((2, 1, 12, 9), (6, 1, 5, 5), {}),
     "c1_to_6_stride2": ((1, 1, 13, 14), (6, 1, 3, 3), dict(stride=2, padding=1)),
