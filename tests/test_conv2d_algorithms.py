@@ -42,7 +42,7 @@ ALL_CASES = {**CASES, **{"winograd_" + k: v for k, v in WINOGRAD_CASES.items()}}
 LAYOUTS = ("nchw", "nhwc")
 # The algorithms with grad_weight loops of their own; every forward also serves grad_input (as the
 # flipped-weight forward, stride 1).
-GRAD_WEIGHT_ALGORITHMS = ("direct", "winograd_f4x3", "gemm_im2col", "nhwc_gemm_im2col")
+GRAD_WEIGHT_ALGORITHMS = ("direct", "winograd_f4x3", "gemm_im2col", "nhwc_direct", "nhwc_gemm_im2col")
 
 
 def nhwc(a):
@@ -228,7 +228,7 @@ def test_environment(env, expected):
 def test_info_lists_algorithms():
     assert convforge.info()["conv_algorithms"] == ALGORITHMS
     assert set(ALGORITHMS) == {"direct", "winograd_f4x3", "gemm_pointwise", "gemm_padded_planes", "gemm_im2col",
-                               "nhwc_gemm_pointwise", "nhwc_gemm_im2col"}
+                               "nhwc_direct", "nhwc_gemm_pointwise", "nhwc_gemm_im2col"}
 
 
 X = np.zeros((2, 4, 8, 8), np.float32)
