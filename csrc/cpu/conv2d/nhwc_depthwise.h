@@ -26,8 +26,9 @@ namespace convforge::cpu {
 namespace {
 namespace nhwc_dw {
 
-// grad_weight works on chunks of this many output channels (any split gives the same sums).
-constexpr int64_t kWeightChunk = 64;
+// grad_weight works on chunks of this many output channels (any split gives the same sums): runs
+// of 512 bytes of a float32 pixel, the whole pixel of the usual depthwise layers.
+constexpr int64_t kWeightChunk = 128;
 
 // Expanded input rows are kept in slots, input row ih in slot ih % slots: the rows one output
 // row reads, ih0 + i * dilation_h for i < kh, fall into distinct slots, and each input row is
@@ -312,8 +313,9 @@ void backward_input(const Conv2dParams& p, const T* dy, const T* wt, T* dx, void
 // j and channel c < width, sum[j * c_out + c] += the sum over the output columns ow that j reaches
 // of dy[ow * c_out + c] * x[iw * xs + c] (x[iw * xs] for every c with B), iw = ow * stride_w -
 // pad_w + j * dilation_w. With KW (the kernel width at compile time) the columns all taps reach
-// are done for all taps at once, one load of dy feeding KW sums in registers; the few other
-// columns follow, per tap. The order of the terms depends on the shape only.
+// are done for all taps at once, one load of dy feeding KW sums in registers (at unit stride and
+// dilation, R columns at a time, each input column loaded once for the KW taps it feeds); the few
+// other columns follow, per tap. The order of the terms depends on the shape only.
 template <typename T, int KW, bool B>
 void weight_row(const Conv2dParams& p, const TapTable& t, const T* dyr, const T* xr, int64_t xs, T* sum,
                 int64_t width) {
@@ -336,8 +338,20 @@ void weight_row(const Conv2dParams& p, const TapTable& t, const T* dyr, const T*
     V acc[kAcc];
     for (int64_t j0 = 0; j0 < kw; j0 += kAcc) {
       for (auto& a : acc) a = V{};
+      int64_t ow = lo;
+      if (KW > 0 && p.stride_w == 1 && p.dilation_w == 1) {
+        constexpr int R = 4;
+        for (; ow + R <= hi; ow += R) {
+          V d[R], xq[R + kAcc - 1];
+          for (int r = 0; r < R; ++r) d[r] = Vec<T>::load(dyr + (ow + r) * C + c);
+          const T* xp = x_at(ow, 0, c);
+          for (int q = 0; q < R + kAcc - 1; ++q) xq[q] = xv(xp + q * xs);
+          for (int r = 0; r < R; ++r)
+            for (int j = 0; j < kAcc; ++j) acc[j] += d[r] * xq[r + j];
+        }
+      }
       if (KW > 0)
-        for (int64_t ow = lo; ow < hi; ++ow) {
+        for (; ow < hi; ++ow) {
           const V d = Vec<T>::load(dyr + ow * C + c);
           const T* xp = x_at(ow, 0, c);
           for (int j = 0; j < kAcc; ++j) acc[j] += d * xv(xp + j * dw);
