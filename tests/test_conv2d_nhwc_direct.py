@@ -36,6 +36,7 @@ CASES = {
     "m1_7x7": ((1, 24, 12, 15), (24, 1, 7, 7), dict(padding=3, groups=24)),
     "m3_rect": ((2, 12, 9, 14), (36, 1, 3, 5), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=12)),
     "c1_to_6": ((2, 1, 12, 9), (6, 1, 5, 5), {}),
+    "c1_to_20_3x3": ((2, 1, 9, 19), (20, 1, 3, 3), dict(padding=1)),
     "c1_to_6_stride2": ((1, 1, 13, 14), (6, 1, 3, 3), dict(stride=2, padding=1)),
     "image_1x1": ((2, 24, 1, 1), (24, 1, 3, 3), dict(padding=2, groups=24)),
     "long_sums": ((8, 32, 28, 28), (32, 1, 3, 3), dict(padding=1, groups=32)),

@@ -316,9 +316,11 @@ void backward_input(const Conv2dParams& p, const T* dy, const T* wt, T* dx, void
 // are done for all taps at once, one load of dy feeding KW sums in registers (at unit stride and
 // dilation, R columns at a time, each input column loaded once for the KW taps it feeds); the few
 // other columns follow, per tap. The order of the terms depends on the shape only.
+// With `edges_only` the columns every tap reaches are left out of the vectors of channels (done
+// by weight_rows_3x3 below).
 template <typename T, int KW, bool B>
 void weight_row(const Conv2dParams& p, const TapTable& t, const T* dyr, const T* xr, int64_t xs, T* sum,
-                int64_t width) {
+                int64_t width, bool edges_only) {
   using V = typename Vec<T>::type;
   constexpr int64_t L = Vec<T>::size;
   constexpr int kAcc = KW > 0 ? KW : 1;
@@ -338,7 +340,7 @@ void weight_row(const Conv2dParams& p, const TapTable& t, const T* dyr, const T*
     V acc[kAcc];
     for (int64_t j0 = 0; j0 < kw; j0 += kAcc) {
       for (auto& a : acc) a = V{};
-      int64_t ow = lo;
+      int64_t ow = edges_only ? hi : lo;
       if (KW > 0 && p.stride_w == 1 && p.dilation_w == 1) {
         constexpr int R = 4;
         for (; ow + R <= hi; ow += R) {
@@ -374,6 +376,54 @@ void weight_row(const Conv2dParams& p, const TapTable& t, const T* dyr, const T*
     }
 }
 
+// A 3x3 kernel at unit width stride and dilation, on an output row whose three kernel rows all
+// lie inside the input (xr: their input rows): the columns every tap reaches, for the vectors of
+// channels, with the nine sums in registers and each load of dy feeding all of them (R columns
+// at a time, each input column loaded once for the taps it feeds). The rest: weight_row with
+// edges_only.
+template <typename T, bool B>
+void weight_rows_3x3(const Conv2dParams& p, const TapTable& t, const T* dyr, const T* const* xr, int64_t xs,
+                     T* sum, int64_t width) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t L = Vec<T>::size;
+  constexpr int R = kVectorBytes == 64 ? 4 : 2;  // 9 sums + R + R + 2 vectors in registers
+  const int64_t C = p.c_out;
+  int64_t lo = 0, hi = p.out_w;
+  for (int64_t j = 0; j < 3; ++j) lo = std::max(lo, t.lo[j]), hi = std::min(hi, t.hi[j]);
+  if (hi <= lo) return;
+  auto xv = [&](const T* ptr) { return B ? V{} + *ptr : Vec<T>::load(ptr); };
+  for (int64_t c = 0; c + L <= width; c += L) {
+    V acc[3][3] = {};
+    const T* xp[3];
+    for (int i = 0; i < 3; ++i) xp[i] = xr[i] + ((lo - p.pad_w) * xs + (B ? 0 : c));
+    const T* dp = dyr + lo * C + c;
+    int64_t ow = lo;
+    for (; ow + R <= hi; ow += R, dp += R * C) {
+      V d[R];
+      for (int r = 0; r < R; ++r) d[r] = Vec<T>::load(dp + r * C);
+      for (int i = 0; i < 3; ++i) {
+        V xq[R + 2];
+        for (int q = 0; q < R + 2; ++q) xq[q] = xv(xp[i] + q * xs);
+        xp[i] += R * xs;
+        for (int r = 0; r < R; ++r)
+          for (int j = 0; j < 3; ++j) acc[i][j] += d[r] * xq[r + j];
+      }
+    }
+    for (; ow < hi; ++ow, dp += C) {
+      const V d = Vec<T>::load(dp);
+      for (int i = 0; i < 3; ++i) {
+        for (int j = 0; j < 3; ++j) acc[i][j] += d * xv(xp[i] + j * xs);
+        xp[i] += xs;
+      }
+    }
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        T* s = sum + (i * 3 + j) * C + c;
+        Vec<T>::store(s, Vec<T>::load(s) + acc[i][j]);
+      }
+  }
+}
+
 // Weight-gradient sums of images [n0, n1) for output channels [c0, c1): sums[tap * c_out + co] =
 // sum over the images, output rows and columns of dy[n, oh, ow, co] * x[n, ih, iw, co / M]. Each
 // output row's sum stays in registers and is added to sums once (partial sums of out_w terms).
@@ -385,22 +435,29 @@ void backward_weight(const Conv2dParams& p, const T* dy, const T* x, T* sums, vo
   // One input channel for all output channels (c_in == 1): read straight from x, broadcast.
   const bool broadcast = p.c_in == 1, expand = p.c_out != p.groups && !broadcast;
   const int64_t C = p.c_out, width = c1 - c0, xs = expand ? width : p.c_in;
-  using Row = void (*)(const Conv2dParams&, const TapTable&, const T*, const T*, int64_t, T*, int64_t);
+  using Row = void (*)(const Conv2dParams&, const TapTable&, const T*, const T*, int64_t, T*, int64_t, bool);
   Row row = broadcast ? weight_row<T, 0, true> : weight_row<T, 0, false>;
   if (p.kw == 3) row = broadcast ? weight_row<T, 3, true> : weight_row<T, 3, false>;
   if (p.kw == 5) row = broadcast ? weight_row<T, 5, true> : weight_row<T, 5, false>;
+  const bool rows_3x3 = p.kh == 3 && p.kw == 3 && p.stride_w == 1 && p.dilation_w == 1;
+  const auto all_rows = broadcast ? weight_rows_3x3<T, true> : weight_rows_3x3<T, false>;
+  const T* xr[3];
   const TapTable t(p);
   for (int64_t k = 0; k < p.kh * p.kw; ++k) std::fill(sums + k * C + c0, sums + k * C + c1, T(0));
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t oh = 0; oh < p.out_h; ++oh) {
       const T* dyr = dy + (n * p.out_h + oh) * p.out_w * C + c0;
+      const int64_t ih0 = oh * p.stride_h - p.pad_h, ih_last = ih0 + (p.kh - 1) * p.dilation_h;
+      const bool all = rows_3x3 && ih0 >= 0 && ih_last < p.h;
       for (int64_t i = 0; i < p.kh; ++i) {
-        const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dilation_h;
+        const int64_t ih = ih0 + i * p.dilation_h;
         if (ih < 0 || ih >= p.h) continue;
-        const T* xr = expand ? tp.rows + expand_row(p, x, n, ih, c0, width, tp)
+        const T* xi = expand ? tp.rows + expand_row(p, x, n, ih, c0, width, tp)
                              : x + (n * p.h + ih) * p.w * p.c_in + (broadcast ? 0 : c0);
-        row(p, t, dyr, xr, xs, sums + i * p.kw * C + c0, width);
+        if (all) xr[i] = xi;
+        row(p, t, dyr, xi, xs, sums + i * p.kw * C + c0, width, all);
       }
+      if (all) all_rows(p, t, dyr, xr, xs, sums + c0, width);
     }
 }
 
