@@ -89,9 +89,8 @@ def test_forced(case, pass_, dtype, weight_layout, isa):
     dy = grad_output(x, w, kw, case, dtype)
     xn, dyn = nhwc(x), nhwc(dy)
     wn = nhwc(w) if weight_layout == "ohwi" else w
-    if x.shape[1] > 1 and x.shape[2] * x.shape[3] > 1:  # else the input alone reads as NCHW
-        assert convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_, dtype=dtype, algorithm=ALGORITHM,
-                                          channels_last=True, **kw) == ALGORITHM
+    assert convforge.conv2d_algorithm(x.shape, w.shape, pass_=pass_, dtype=dtype, algorithm=ALGORITHM,
+                                      channels_last=True, **kw) == ALGORITHM
     torch_y, torch_gx, torch_gw = torch_channels_last(x, w, b, dy, kw)
     taps = w.shape[2] * w.shape[3]
     if pass_ == "forward":
@@ -126,6 +125,7 @@ def test_forced(case, pass_, dtype, weight_layout, isa):
     ((2, 16, 10, 10), (48, 1, 5, 5), dict(padding=2, groups=16)),       # multiplier 3
     ((2, 16, 10, 10), (32, 1, 1, 1), dict(groups=16)),                  # 1x1, multiplier 2
     ((2, 16, 10, 10), (16, 1, 3, 3), dict(padding=2, dilation=2, groups=16)),
+    ((64, 1, 28, 28), (32, 1, 5, 5), dict(padding=2)),                  # a first layer on grey images
 ])
 @pytest.mark.parametrize("pass_", PASSES)
 def test_chooser_picks_it(xs, ws, kw, pass_):
