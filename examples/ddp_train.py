@@ -86,6 +86,12 @@ def worker(rank, world_size, args, result_path):
         if result_path:
             torch.save({"losses": losses, "state": model.module.state_dict()}, result_path)
     dist.destroy_process_group()
+    # End the process here. torch keeps the frames that created the first optimizer alive (and
+    # with them the model, whose reducer holds the process group) until the interpreter shuts
+    # down; the group's gloo threads torn down that late can abort the exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def free_port():

@@ -170,6 +170,10 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
     (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "forward", "gemm_pointwise"),
     (((8, 64, 28, 28), (16, 64, 3, 3)), dict(stride=2, padding=1), "grad_input", "gemm_im2col"),
     (((2, 2, 8, 8), (512, 2, 3, 3)), dict(stride=2, padding=1), "forward", "gemm_im2col"),
+    # Too few tiles over all images to pay back Winograd's weight transform.
+    (((1, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "gemm_im2col"),
+    (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "gemm_im2col"),
+    (((4, 512, 14, 14), (512, 512, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
 ])
 def test_chooser(shape, kw, pass_, name):
     assert chosen(*shape, kw, pass_) == name
@@ -196,7 +200,7 @@ def test_chooser_float64_never_winograd():
 
 
 def test_winograd_switch():
-    shape = ((1, 64, 16, 16), (64, 64, 3, 3), dict(padding=1))
+    shape = ((4, 64, 16, 16), (64, 64, 3, 3), dict(padding=1))
     assert convforge.winograd_enabled()
     try:
         convforge.set_winograd_enabled(False)
@@ -218,7 +222,7 @@ def test_winograd_switch():
     ({"CONVFORGE_CONV_ALGORITHM": "auto"}, "winograd_f4x3"),
 ])
 def test_environment(env, expected):
-    code = ("import convforge; print(convforge.conv2d_algorithm((1, 64, 16, 16), (64, 64, 3, 3), "
+    code = ("import convforge; print(convforge.conv2d_algorithm((4, 64, 16, 16), (64, 64, 3, 3), "
             "padding=1))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
                          text=True, check=True)
@@ -273,10 +277,10 @@ def test_algorithm_on_cuda_emulated_is_rejected():
 
 @pytest.mark.parametrize("shape", [
     ((4, 16, 20, 20), (16, 16, 3, 3)),
-    ((2, 32, 16, 16), (64, 32, 3, 3)),
+    ((4, 32, 16, 16), (64, 32, 3, 3)),
     ((1, 64, 30, 31), (32, 64, 3, 3)),
-    ((2, 256, 14, 14), (64, 256, 3, 3)),
-    ((1, 512, 8, 8), (32, 512, 3, 3)),
+    ((4, 256, 14, 14), (64, 256, 3, 3)),
+    ((16, 512, 8, 8), (32, 512, 3, 3)),
 ])
 def test_auto_winograd_error_at_most_4x_direct(shape, isa):
     """Where "auto" picks Winograd, its largest error against the float64 reference is at most 4x
@@ -308,13 +312,13 @@ def specials(shape, seed):
 def test_winograd_nan_inf_as_torch(where):
     """NaN and Inf would spread over whole tiles through the transforms: Winograd declines and
     the problem runs on direct summation, so they propagate exactly as in torch."""
-    xs, ws = (2, 16, 9, 10), (16, 16, 3, 3)
+    xs, ws = (8, 16, 9, 10), (16, 16, 3, 3)
     assert chosen(xs, ws, dict(padding=1)) == "winograd_f4x3"
     x = specials(xs, 1) if where == "input" else random(xs, np.float32, "x")
     w = random(ws, np.float32, "w")
     if where == "weight":
         w[3, 2, 1, 1] = np.inf
-    dy = specials((2, 16, 9, 10), 2) if where == "grad_output" else random((2, 16, 9, 10), np.float32, "dy")
+    dy = specials((8, 16, 9, 10), 2) if where == "grad_output" else random((8, 16, 9, 10), np.float32, "dy")
     y = convforge.conv2d(x, w, padding=1)
     gx = convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(True, False, False))[0]
     gw = convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(False, True, False),
