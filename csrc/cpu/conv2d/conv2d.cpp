@@ -55,7 +55,8 @@ void relayout_weight(const Conv2dParams& p, bool from_channels_last, const T* w,
   const WeightLayout src(cig, taps, from_channels_last), dst(cig, taps, !from_channels_last);
   for (int64_t co = 0; co < p.c_out; ++co, w += size, out += size)
     for (int64_t ci = 0; ci < cig; ++ci)
-      for (int64_t t = 0; t < taps; ++t) out[ci * dst.ci_stride + t * dst.tap_stride] = w[ci * src.ci_stride + t * src.tap_stride];
+      for (int64_t t = 0; t < taps; ++t)
+        out[ci * dst.ci_stride + t * dst.tap_stride] = w[ci * src.ci_stride + t * src.tap_stride];
 }
 
 // The weight of the flipped problem (flipped_problem()): w'[g * cig + ci][co][taps - 1 - t] =

@@ -27,8 +27,8 @@ void forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y)
 }  // namespace
 
 bool gemm_pointwise_applies(const Conv2dParams& p, Pass pass) {
-  return !p.channels_last && pass == Pass::forward && p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 &&
-         p.pad_h == 0 && p.pad_w == 0 && p.out_h == p.h && p.out_w == p.w;
+  return !p.channels_last && pass == Pass::forward && p.kh == 1 && p.kw == 1 && p.stride_h == 1 &&
+         p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0 && p.out_h == p.h && p.out_w == p.w;
 }
 
 Workspace gemm_pointwise_workspace(const Conv2dParams&, Pass, int) { return {}; }

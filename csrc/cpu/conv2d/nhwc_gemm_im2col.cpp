@@ -220,7 +220,8 @@ int64_t dcol_pixels(const Geometry& g) {
 
 template <typename T>
 void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, const T* bias, T* y) {
-  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return Im2colRowsPackA<T>{p, p.c_in / p.groups, x + grp * (p.c_in / p.groups), arena}; });
+  const int64_t cig = p.c_in / p.groups;
+  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return Im2colRowsPackA<T>{p, cig, x + grp * cig, arena}; });
 }
 
 template <typename T>
@@ -230,7 +231,8 @@ void grad_input(const Conv2dParams& p, const Arena& arena, const T* dy, const T*
   const int64_t band = dcol_pixels(g);
   std::memset(dx, 0, sizeof(T) * p.n * p.h * p.w * p.c_in);
   // Items (image, group) write disjoint elements of dx.
-  for_items(p.n * p.groups, double(g.cog) * g.k * g.ohw, gemm_threads(band, g.k, g.cog), [&](int64_t item, int nt) {
+  const double work = double(g.cog) * g.k * g.ohw;
+  for_items(p.n * p.groups, work, gemm_threads(band, g.k, g.cog), [&](int64_t item, int nt) {
     const int64_t n = item / p.groups, grp = item % p.groups;
     const StridedPackB<T> pack_w{w + grp * g.cog * g.k, g.k, 1};  // B(co, k) = w[co][k]
     T* col = arena.item<T>();

@@ -9,7 +9,8 @@ namespace {
 
 template <typename T>
 void forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return StridedPackA<T>{x + grp * (p.c_in / p.groups), p.c_in, 1}; });
+  const int64_t cig = p.c_in / p.groups;
+  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return StridedPackA<T>{x + grp * cig, p.c_in, 1}; });
 }
 
 }  // namespace

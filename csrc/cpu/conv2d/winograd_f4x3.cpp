@@ -198,8 +198,8 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
           const Block b = block_runs(s, b0 + i, runs);
           const int64_t t = i * s.block;
           for (int64_t ci = 0; ci < s.cig; ++ci)
-            sum += tf.input(x + (grp * s.cig + ci) * channel_stride(p, in), in, p.pad_h, p.pad_w, b, v + ci * ld + t,
-                            s.cig * ld, s.nr, scratch);
+            sum += tf.input(x + (grp * s.cig + ci) * channel_stride(p, in), in, p.pad_h, p.pad_w, b,
+                            v + ci * ld + t, s.cig * ld, s.nr, scratch);
           for (int64_t co = 0; co < s.cog; ++co)
             sum += tf.grad_output(dy + (grp * s.cog + co) * channel_stride(p, out), out, b, z + co * ld + t,
                                   s.cog * ld, s.nr, scratch);
@@ -217,7 +217,8 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
     }
     parallel_for(s.cog, threads_for(double(s.cog) * s.cig * 300, 1 << 18), [&](int64_t c0, int64_t c1) {
       for (int64_t co = c0; co < c1; ++co)
-        tf.weight_grad(du + co * s.cig, s.cog * s.cig, s.cig, dw + (grp * s.cog + co) * s.cig * 9, weight_taps(p));
+        tf.weight_grad(du + co * s.cig, s.cog * s.cig, s.cig, dw + (grp * s.cog + co) * s.cig * 9,
+                       weight_taps(p));
     });
   }
   return true;
