@@ -12,6 +12,7 @@
 
 #include "core/scratch.h"
 #include "cpu/conv2d_common.h"
+#include "cpu/simd_vector.h"
 #include "cpu/isa_table.h"
 #include "ops.h"
 
@@ -42,36 +43,6 @@ inline T dot_row(const T* __restrict a, const T* __restrict x, int64_t n, int64_
   for (int64_t k = 0; k < n; ++k) acc += a[k] * x[k * s];
   return acc;
 }
-
-// The widest register of the ISA this translation unit is compiled for. A wider GCC vector would
-// be split into halves that the compiler assembles and takes apart through the stack (a store-
-// forwarding stall per operation: ten times slower on an AVX2-only CPU).
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
-
-// A vector written with GCC vector extensions, so that each ISA's translation unit turns it into
-// its own registers.
-template <typename T, int Bytes = kVectorBytes>
-struct Vec {
-  static constexpr int64_t size = Bytes / sizeof(T);
-  typedef T type __attribute__((vector_size(Bytes)));
-  __attribute__((always_inline)) static type load(const T* p) {
-    type v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  __attribute__((always_inline)) static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
-  static T sum(type v) {  // lanes in order
-    T total = 0;
-    for (int64_t l = 0; l < size; ++l) total += v[l];
-    return total;
-  }
-};
 
 // dst (rows x cols) = the plane x (h x w) placed at row pad_h and column pad_w, zero elsewhere;
 // what falls outside dst is dropped.

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "cpu/conv2d_common.h"
+#include "cpu/simd_vector.h"
 #include "ops.h"
 
 namespace convforge::cpu {
@@ -50,28 +51,6 @@ struct ScratchLayout {
     const int64_t rows = multiplier == 1 ? 0 : pass == 1 ? 1 : row_slots(p);
     bytes = rows_offset + size_t(rows * p.w * width * dtype_size(p.dtype));
   }
-};
-
-// The widest register of the ISA this translation unit is compiled for (a wider GCC vector would
-// be split through the stack).
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
-
-template <typename T>
-struct Vec {
-  static constexpr int64_t size = kVectorBytes / sizeof(T);
-  typedef T type __attribute__((vector_size(kVectorBytes)));
-  __attribute__((always_inline)) static type load(const T* p) {
-    type v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  __attribute__((always_inline)) static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
 };
 
 // The tap tables of one row, in the caller's scratch.
