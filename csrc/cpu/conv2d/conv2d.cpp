@@ -60,25 +60,27 @@ void relayout_weight(const Conv2dParams& p, bool from_channels_last, const T* w,
 }
 
 // The weight of the flipped problem (flipped_problem()): w'[g * cig + ci][co][taps - 1 - t] =
-// w[g * cog + co][ci][t], from the weight's layout into the activations' one.
-// A transpose of (co, ci) per group: done in 16 x 16 blocks, so that reads and writes each stay
-// on a few cache lines (a 512 x 512 x 3 x 3 weight in OHWI would otherwise touch a new line per
-// element).
+// w[g * cog + co][ci][t], from the weight's layout into the activations' one. A transpose of
+// (co, ci) per tap, through a 16 x 16 tile: the rows of either side can lie a multiple of 2 KiB
+// apart (OHWI, 512 channels: 18 KiB), sharing a few cache sets, so each line is read or written
+// in one burst instead of an element at a time.
 template <typename T>
 void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
   constexpr int64_t kBlock = 16;
   const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw;
   const WeightLayout src(cig, taps, p.weight_channels_last), dst(cog, taps, p.channels_last);
+  T tile[kBlock][kBlock];
   for (int64_t grp = 0; grp < p.groups; ++grp)
     for (int64_t co0 = 0; co0 < cog; co0 += kBlock)
       for (int64_t ci0 = 0; ci0 < cig; ci0 += kBlock) {
-        const int64_t co1 = std::min(cog, co0 + kBlock), ci1 = std::min(cig, ci0 + kBlock);
+        const int64_t cos = std::min(kBlock, cog - co0), cis = std::min(kBlock, cig - ci0);
         for (int64_t t = 0; t < taps; ++t) {
-          const T* s = w + grp * cog * cig * taps + t * src.tap_stride;
-          T* d = flipped + grp * cig * cog * taps + (taps - 1 - t) * dst.tap_stride;
-          for (int64_t co = co0; co < co1; ++co)
-            for (int64_t ci = ci0; ci < ci1; ++ci)
-              d[ci * cog * taps + co * dst.ci_stride] = s[co * cig * taps + ci * src.ci_stride];
+          const T* s = w + (grp * cog + co0) * cig * taps + ci0 * src.ci_stride + t * src.tap_stride;
+          T* d = flipped + (grp * cig + ci0) * cog * taps + co0 * dst.ci_stride + (taps - 1 - t) * dst.tap_stride;
+          for (int64_t co = 0; co < cos; ++co)
+            for (int64_t ci = 0; ci < cis; ++ci) tile[ci][co] = s[co * cig * taps + ci * src.ci_stride];
+          for (int64_t ci = 0; ci < cis; ++ci)
+            for (int64_t co = 0; co < cos; ++co) d[ci * cog * taps + co * dst.ci_stride] = tile[ci][co];
         }
       }
 }
