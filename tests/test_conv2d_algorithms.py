@@ -188,7 +188,10 @@ def test_chooser(shape, kw, pass_, name):
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
     (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
     (((8, 32, 16, 16), (64, 32, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
-    (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
+    (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
+    (((64, 3, 32, 32), (32, 3, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
+    (((8, 32, 12, 12), (16, 32, 5, 5)), {}, "grad_input", "nhwc_gemm_windows"),
+    (((8, 6, 12, 12), (16, 6, 5, 5)), {}, "grad_input", "nhwc_gemm_im2col"),
     (((8, 64, 28, 28), (16, 64, 3, 3)), dict(stride=2, padding=1), "grad_input", "nhwc_gemm_im2col"),
 ])
 def test_chooser_nhwc(shape, kw, pass_, name):
@@ -232,7 +235,7 @@ def test_environment(env, expected):
 def test_info_lists_algorithms():
     assert convforge.info()["conv_algorithms"] == ALGORITHMS
     assert set(ALGORITHMS) == {"direct", "winograd_f4x3", "gemm_pointwise", "gemm_padded_planes", "gemm_im2col",
-                               "nhwc_direct", "nhwc_gemm_pointwise", "nhwc_gemm_im2col"}
+                               "nhwc_direct", "nhwc_gemm_pointwise", "nhwc_gemm_windows", "nhwc_gemm_im2col"}
 
 
 X = np.zeros((2, 4, 8, 8), np.float32)

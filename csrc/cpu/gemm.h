@@ -25,6 +25,14 @@
 //   The sum over p runs in order p = 0, 1, ..., kc-1 per element: results do not depend on
 //   where the tile sits in C nor on how the work is split over threads.
 //
+// Window microkernel (GemmWindowUkernel<T>, same tile): A is read in place, not packed -- an
+// implicit GEMM whose A rows are the windows of a convolution (runs of an NHWC image):
+//   ukernel(a, lda, seg, nseg, seg_len, b, bias, c, ldc, m, n) with 1 <= m <= MR, 1 <= n <= NR:
+//   row i < m of A is the nseg runs of seg_len values at a + i * lda + seg[s] (s = 0 .. nseg-1,
+//   in that order), b one packed B panel of nseg * seg_len steps:
+//     C[i, j] = bias[j] + sum_{s, p} a[i*lda + seg[s] + p] * b[(s*seg_len + p)*NR + j]
+//   (bias null: 0), C write-only, summed in that order.
+//
 // Driver: gemm_packed(kernel, m, n, k, alpha, pack_a, pack_b, beta, c, ldc, nthreads, epilogue)
 //   - kernel: gemm_kernel<T>(isa) (microkernel + its MR/NR and cache blocking), chosen once.
 //   - beta = 1 accumulates into C (e.g. over groups or a batch); k == 0 gives C = beta * C.
@@ -60,6 +68,10 @@ template <typename T>
 using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m,
                              int64_t n, T alpha, T beta);
 
+template <typename T>
+using GemmWindowUkernel = void (*)(const T* a, int64_t lda, const int64_t* seg, int64_t nseg, int64_t seg_len,
+                                   const T* b, const T* bias, T* c, int64_t ldc, int64_t m, int64_t n);
+
 // The register tiles (MR x NR) of the microkernels. The ISA table (isa_table.cpp) builds its
 // rows from these and the packers below specialize for exactly these widths, so a new tile is
 // added here, once.
@@ -79,6 +91,7 @@ constexpr size_t count = sizeof(all) / sizeof(all[0]);
 template <typename T>
 struct GemmKernel {
   GemmUkernel<T> ukernel = nullptr;
+  GemmWindowUkernel<T> window_ukernel = nullptr;  // the same tile, A read in place
   int64_t mr = 1, nr = 1;  // register tile
   int64_t kc = 1;          // depth of a packed block (the k loop of one microkernel call)
   int64_t mc = 1;          // rows of the packed A block (mc x kc): sized for L2

@@ -24,6 +24,23 @@ void ukernel_4x8(int64_t kc, const T* __restrict a, const T* __restrict b, T* __
     }
 }
 
+template <typename T>
+void window_ukernel_4x8(const T* __restrict a, int64_t lda, const int64_t* seg, int64_t nseg, int64_t seg_len,
+                        const T* __restrict b, const T* bias, T* __restrict c, int64_t ldc, int64_t m, int64_t n) {
+  constexpr int MR = 4, NR = 8;
+  T acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = bias && j < n ? bias[j] : T(0);
+  for (int64_t s = 0; s < nseg; ++s)
+    for (int64_t p = 0; p < seg_len; ++p, b += NR)
+      for (int i = 0; i < MR; ++i) {
+        const T ai = i < m ? a[i * lda + seg[s] + p] : T(0);
+        for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+      }
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = acc[i][j];
+}
+
 }  // namespace
 
 static_assert(tiles::sgemm_scalar.mr == 4 && tiles::sgemm_scalar.nr == 8 &&
@@ -38,6 +55,19 @@ void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, const float* b, float
 void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, const double* b, double* c,
                                int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
   ukernel_4x8<double>(kc, a, b, c, ldc, m, n, alpha, beta);
+}
+
+
+void sgemm_window_ukernel_4x8__scalar(const float* a, int64_t lda, const int64_t* seg, int64_t nseg,
+                                      int64_t seg_len, const float* b, const float* bias, float* c, int64_t ldc,
+                                      int64_t m, int64_t n) {
+  window_ukernel_4x8<float>(a, lda, seg, nseg, seg_len, b, bias, c, ldc, m, n);
+}
+
+void dgemm_window_ukernel_4x8__scalar(const double* a, int64_t lda, const int64_t* seg, int64_t nseg,
+                                      int64_t seg_len, const double* b, const double* bias, double* c,
+                                      int64_t ldc, int64_t m, int64_t n) {
+  window_ukernel_4x8<double>(a, lda, seg, nseg, seg_len, b, bias, c, ldc, m, n);
 }
 
 }  // namespace convforge::cpu

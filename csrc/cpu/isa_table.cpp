@@ -9,8 +9,8 @@ namespace {
 
 // A microkernel, its tile, and its blocking: kc deep, mc = mr * a_panels rows of A (sized for
 // L2), nc = nr * b_panels columns of B (sized for L3); see gemm.cpp. Its name is its own.
-#define CONVFORGE_GEMM_ROW(ukernel, tile, kc, a_panels, b_panels) \
-  {ukernel, (tile).mr, (tile).nr, kc, (tile).mr * (a_panels), (tile).nr * (b_panels), #ukernel}
+#define CONVFORGE_GEMM_ROW(ukernel, window_ukernel, tile, kc, a_panels, b_panels)                          \
+  {ukernel, window_ukernel, (tile).mr, (tile).nr, kc, (tile).mr * (a_panels), (tile).nr * (b_panels), #ukernel}
 
 // conv2d's kernels of one ISA.
 #define CONVFORGE_CONV2D_ROW(r, isa)                                                             \
@@ -28,8 +28,10 @@ namespace {
 IsaKernels scalar_row() {
   IsaKernels r;
   r.isa = Isa::scalar;
-  r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_4x8__scalar, tiles::sgemm_scalar, 256, 64, 512);
-  r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_4x8__scalar, tiles::dgemm_scalar, 256, 32, 256);
+  r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_4x8__scalar, sgemm_window_ukernel_4x8__scalar,
+                              tiles::sgemm_scalar, 256, 64, 512);
+  r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_4x8__scalar, dgemm_window_ukernel_4x8__scalar,
+                              tiles::dgemm_scalar, 256, 32, 256);
   r.max_pool2d_forward = max_pool2d_forward__scalar;
   r.max_pool2d_backward = max_pool2d_backward__scalar;
   r.avg_pool2d_forward = avg_pool2d_forward__scalar;
@@ -44,8 +46,10 @@ IsaKernels scalar_row() {
 IsaKernels avx2_row() {
   IsaKernels r;
   r.isa = Isa::avx2;
-  r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_6x16__avx2, tiles::sgemm_avx2, 512, 56, 256);
-  r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_6x8__avx2, tiles::dgemm_avx2, 512, 28, 256);
+  r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_6x16__avx2, sgemm_window_ukernel_6x16__avx2,
+                              tiles::sgemm_avx2, 512, 56, 256);
+  r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_6x8__avx2, dgemm_window_ukernel_6x8__avx2,
+                              tiles::dgemm_avx2, 512, 28, 256);
   r.max_pool2d_forward = max_pool2d_forward__avx2;
   r.max_pool2d_backward = max_pool2d_backward__avx2;
   r.avg_pool2d_forward = avg_pool2d_forward__avx2;
@@ -59,8 +63,10 @@ IsaKernels avx2_row() {
 IsaKernels avx512_row() {
   IsaKernels r;
   r.isa = Isa::avx512;
-  r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_14x32__avx512, tiles::sgemm_avx512, 512, 24, 128);
-  r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_14x16__avx512, tiles::dgemm_avx512, 512, 12, 128);
+  r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_14x32__avx512, sgemm_window_ukernel_14x32__avx512,
+                              tiles::sgemm_avx512, 512, 24, 128);
+  r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_14x16__avx512, dgemm_window_ukernel_14x16__avx512,
+                              tiles::dgemm_avx512, 512, 12, 128);
   r.max_pool2d_forward = max_pool2d_forward__avx512;
   r.max_pool2d_backward = max_pool2d_backward__avx512;
   r.avg_pool2d_forward = avg_pool2d_forward__avx512;

@@ -40,6 +40,17 @@ void sgemm_ukernel_4x8__scalar(int64_t, const float*, const float*, float*, int6
                                int64_t, float, float);
 void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, int64_t, int64_t,
                                int64_t, double, double);
+// Their window microkernels (A read in place; contract in gemm.h).
+#define CONVFORGE_DECLARE_WINDOW_UKERNEL(T, name)                                                  \
+  void name(const T*, int64_t, const int64_t*, int64_t, int64_t, const T*, const T*, T*, int64_t, int64_t, \
+            int64_t);
+CONVFORGE_DECLARE_WINDOW_UKERNEL(float, sgemm_window_ukernel_14x32__avx512)
+CONVFORGE_DECLARE_WINDOW_UKERNEL(double, dgemm_window_ukernel_14x16__avx512)
+CONVFORGE_DECLARE_WINDOW_UKERNEL(float, sgemm_window_ukernel_6x16__avx2)
+CONVFORGE_DECLARE_WINDOW_UKERNEL(double, dgemm_window_ukernel_6x8__avx2)
+CONVFORGE_DECLARE_WINDOW_UKERNEL(float, sgemm_window_ukernel_4x8__scalar)
+CONVFORGE_DECLARE_WINDOW_UKERNEL(double, dgemm_window_ukernel_4x8__scalar)
+#undef CONVFORGE_DECLARE_WINDOW_UKERNEL
 
 // Pooling (pool2d_impl.h compiled per ISA; the scalar ones live in pool2d.cpp).
 #define CONVFORGE_DECLARE_POOL2D(isa)                                                         \

@@ -26,6 +26,7 @@ CONVFORGE_DECLARE_ALGORITHM(gemm_im2col)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_direct)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_pointwise)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_im2col)
+CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_windows)
 #undef CONVFORGE_DECLARE_ALGORITHM
 void direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
@@ -64,9 +65,11 @@ const Algorithm kNhwcPointwise{"nhwc_gemm_pointwise", "NHWC arrays, a 1x1 kernel
 const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc_gemm_im2col_applies,
                             nhwc_gemm_im2col_workspace, nhwc_gemm_im2col_forward,
                             nhwc_gemm_im2col_grad_input, nhwc_gemm_im2col_grad_weight};
+const Algorithm kNhwcWindows{"nhwc_gemm_windows", "NHWC arrays (forward)", nhwc_gemm_windows_applies,
+                             nhwc_gemm_windows_workspace, nhwc_gemm_windows_forward, nullptr, nullptr};
 
-const Algorithm* const kList[] = {&kDirect, &kWinograd,   &kPointwise,     &kPaddedPlanes,
-                                  &kIm2col, &kNhwcDirect, &kNhwcPointwise, &kNhwcIm2col};
+const Algorithm* const kList[] = {&kDirect,     &kWinograd,      &kPointwise,   &kPaddedPlanes, &kIm2col,
+                                  &kNhwcDirect, &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
 std::atomic<bool> g_winograd{[] {
@@ -145,7 +148,9 @@ const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true)
     if (nhwc_direct_applies(p, Pass::forward)) return kNhwcDirect;
     if (allow_winograd) return kWinograd;
     if (nhwc_gemm_pointwise_applies(p, Pass::forward)) return kNhwcPointwise;
-    return kNhwcIm2col;
+    // Reading the windows in place beats packing im2col panels from them on every layer measured
+    // (1.0-1.7x; most with few channels, whose packing is a large share of the work).
+    return kNhwcWindows;
   }
   if (prefers_direct(p)) return kDirect;
   if (allow_winograd) return kWinograd;

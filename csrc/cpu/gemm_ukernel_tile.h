@@ -1,0 +1,134 @@
+// The register-tile loops of the vector microkernels (contracts in cpu/gemm.h), written once over
+// an ISA's vector traits S and included only by that ISA's translation unit (gemm_ukernel__avx2.cpp,
+// gemm_ukernel__avx512.cpp). Everything here has internal linkage: a template instantiated with
+// one ISA's instructions must never become a symbol shared with the other translation units.
+//
+// S provides: T, V, Mask, lanes, zero(), load(p) (aligned), loadu, storeu, loadm(mask, p),
+// storem(p, mask, v), mask(n) (the first n lanes), bcast(p), set1(x), fma(a, b, c), mul(a, b).
+//
+// A tile is M rows (M <= MR) x NV vectors of C (NV = 2, or 1 for an edge tile at most one vector
+// wide: half the work, the same sums in the same order). Edge rows use a tile instantiated for
+// that many rows, so no edge tile costs more than a full one.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <utility>
+
+namespace convforge::cpu {
+namespace {
+
+// C[i, v*L ..] = alpha * acc + beta * C for the first n columns (C write-only when beta == 0).
+template <typename S, int M, int NV>
+inline void store_tile(typename S::V (&acc)[NV][M], typename S::T* __restrict c, int64_t ldc, int64_t n,
+                       typename S::T alpha, typename S::T beta) {
+  using V = typename S::V;
+  constexpr int L = S::lanes;
+  const V va = S::set1(alpha), vb = S::set1(beta);
+  const bool keep = beta != typename S::T(0);
+  if (n == NV * L) {
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+      for (int v = 0; v < NV; ++v) {
+        V r = S::mul(va, acc[v][i]);
+        if (keep) r = S::fma(vb, S::loadu(c + i * ldc + v * L), r);
+        S::storeu(c + i * ldc + v * L, r);
+      }
+    return;
+  }
+  typename S::Mask k[NV];
+  for (int v = 0; v < NV; ++v) k[v] = S::mask(n - v * L);
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < NV; ++v) {
+      V r = S::mul(va, acc[v][i]);
+      if (keep) r = S::fma(vb, S::loadm(k[v], c + i * ldc + v * L), r);
+      S::storem(c + i * ldc + v * L, k[v], r);
+    }
+}
+
+// The packed microkernel: a holds kc steps of MR rows, b kc steps of NV * L columns.
+template <typename S, int MR, int M, int NV>
+inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S::T* __restrict b,
+                 typename S::T* __restrict c, int64_t ldc, int64_t n, typename S::T alpha,
+                 typename S::T beta) {
+  using V = typename S::V;
+  constexpr int L = S::lanes, NR = 2 * L;
+  V acc[NV][M];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    for (int v = 0; v < NV; ++v) acc[v][i] = S::zero();
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NV * L - 1), _MM_HINT_T0);
+  }
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const V ai = S::bcast(a + i);
+      for (int v = 0; v < NV; ++v) acc[v][i] = S::fma(ai, bv[v], acc[v][i]);
+    }
+    a += MR;
+    b += NR;
+  }
+  store_tile<S, M, NV>(acc, c, ldc, n, alpha, beta);
+}
+
+// The window microkernel: row i of A is read in place, as the nseg runs of seg_len values at
+// a + i * lda + seg[s]; b holds nseg * seg_len steps of NV * L columns. C = bias + A * B.
+template <typename S, int M, int NV>
+inline void window_tile(const typename S::T* __restrict a, int64_t lda, const int64_t* seg, int64_t nseg,
+                        int64_t seg_len, const typename S::T* __restrict b, const typename S::T* bias,
+                        typename S::T* __restrict c, int64_t ldc, int64_t n) {
+  using V = typename S::V;
+  constexpr int L = S::lanes, NR = 2 * L;
+  V init[NV];
+  for (int v = 0; v < NV; ++v) init[v] = bias ? S::loadm(S::mask(n - v * L), bias + v * L) : S::zero();
+  V acc[NV][M];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < NV; ++v) acc[v][i] = init[v];
+  for (int64_t s = 0; s < nseg; ++s) {
+    const typename S::T* as = a + seg[s];
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < seg_len; ++p) {
+      V bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
+#pragma GCC unroll 16
+      for (int i = 0; i < M; ++i) {
+        const V ai = S::bcast(as + i * lda + p);
+        for (int v = 0; v < NV; ++v) acc[v][i] = S::fma(ai, bv[v], acc[v][i]);
+      }
+      b += NR;
+    }
+  }
+  store_tile<S, M, NV>(acc, c, ldc, n, typename S::T(1), typename S::T(0));
+}
+
+// The entry points: the tile for m rows and n columns, from tables of every row count.
+template <typename S, int MR, int... Ms>
+inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const typename S::T* a,
+                          const typename S::T* b, typename S::T* c, int64_t ldc, int64_t m, int64_t n,
+                          typename S::T alpha, typename S::T beta) {
+  using T = typename S::T;
+  using Fn = void (*)(int64_t, const T*, const T*, T*, int64_t, int64_t, T, T);
+  static constexpr Fn full[] = {tile<S, MR, Ms + 1, 2>...}, half[] = {tile<S, MR, Ms + 1, 1>...};
+  (n > S::lanes ? full : half)[m - 1](kc, a, b, c, ldc, n, alpha, beta);
+}
+
+template <typename S, int... Ms>
+inline void dispatch_window_rows(std::integer_sequence<int, Ms...>, const typename S::T* a, int64_t lda,
+                                 const int64_t* seg, int64_t nseg, int64_t seg_len, const typename S::T* b,
+                                 const typename S::T* bias, typename S::T* c, int64_t ldc, int64_t m,
+                                 int64_t n) {
+  using T = typename S::T;
+  using Fn = void (*)(const T*, int64_t, const int64_t*, int64_t, int64_t, const T*, const T*, T*, int64_t,
+                      int64_t);
+  static constexpr Fn full[] = {window_tile<S, Ms + 1, 2>...}, half[] = {window_tile<S, Ms + 1, 1>...};
+  (n > S::lanes ? full : half)[m - 1](a, lda, seg, nseg, seg_len, b, bias, c, ldc, n);
+}
+
+}  // namespace
+}  // namespace convforge::cpu
