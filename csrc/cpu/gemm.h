@@ -122,10 +122,10 @@ void* gemm_workspace(int slot, size_t bytes);
 
 namespace detail {
 
-// dst[p*W + j] = s[j*js + p] for j < w, p < kc: the transposing copy (A row-major, B transposed).
-// 4x4 (float) or 2x2 (double) register transposes of the baseline SSE2.
-template <int W, typename T>
-inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst) {
+// dst[p*ds + j] = s[j*js + p] for j < w, p < kc: the transposing copy (A row-major, B transposed;
+// ds = W in a panel). 4x4 (float) or 2x2 (double) register transposes of the baseline SSE2.
+template <typename T>
+inline void transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst, int64_t ds) {
   int64_t j = 0;
 #if defined(__SSE2__)
   if constexpr (std::is_same_v<T, float>) {
@@ -136,13 +136,13 @@ inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst
         __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
         __m128 x2 = _mm_loadu_ps(r2 + p), x3 = _mm_loadu_ps(r3 + p);
         _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-        _mm_storeu_ps(dst + (p + 0) * W + j, x0);
-        _mm_storeu_ps(dst + (p + 1) * W + j, x1);
-        _mm_storeu_ps(dst + (p + 2) * W + j, x2);
-        _mm_storeu_ps(dst + (p + 3) * W + j, x3);
+        _mm_storeu_ps(dst + (p + 0) * ds + j, x0);
+        _mm_storeu_ps(dst + (p + 1) * ds + j, x1);
+        _mm_storeu_ps(dst + (p + 2) * ds + j, x2);
+        _mm_storeu_ps(dst + (p + 3) * ds + j, x3);
       }
       for (; p < kc; ++p)
-        for (int q = 0; q < 4; ++q) dst[p * W + j + q] = s[(j + q) * js + p];
+        for (int q = 0; q < 4; ++q) dst[p * ds + j + q] = s[(j + q) * js + p];
     }
     for (; j + 2 <= w; j += 2) {
       const float *r0 = s + j * js, *r1 = r0 + js;
@@ -150,12 +150,12 @@ inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst
       for (; p + 4 <= kc; p += 4) {
         const __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
         const __m128 lo = _mm_unpacklo_ps(x0, x1), hi = _mm_unpackhi_ps(x0, x1);
-        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 0) * W + j), lo);
-        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 1) * W + j), lo);
-        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 2) * W + j), hi);
-        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 3) * W + j), hi);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 0) * ds + j), lo);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 1) * ds + j), lo);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (p + 2) * ds + j), hi);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (p + 3) * ds + j), hi);
       }
-      for (; p < kc; ++p) dst[p * W + j] = r0[p], dst[p * W + j + 1] = r1[p];
+      for (; p < kc; ++p) dst[p * ds + j] = r0[p], dst[p * ds + j + 1] = r1[p];
     }
   } else if constexpr (std::is_same_v<T, double>) {
     for (; j + 2 <= w; j += 2) {
@@ -163,15 +163,20 @@ inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst
       int64_t p = 0;
       for (; p + 2 <= kc; p += 2) {
         const __m128d x0 = _mm_loadu_pd(r0 + p), x1 = _mm_loadu_pd(r1 + p);
-        _mm_storeu_pd(dst + (p + 0) * W + j, _mm_unpacklo_pd(x0, x1));
-        _mm_storeu_pd(dst + (p + 1) * W + j, _mm_unpackhi_pd(x0, x1));
+        _mm_storeu_pd(dst + (p + 0) * ds + j, _mm_unpacklo_pd(x0, x1));
+        _mm_storeu_pd(dst + (p + 1) * ds + j, _mm_unpackhi_pd(x0, x1));
       }
-      for (; p < kc; ++p) dst[p * W + j] = r0[p], dst[p * W + j + 1] = r1[p];
+      for (; p < kc; ++p) dst[p * ds + j] = r0[p], dst[p * ds + j + 1] = r1[p];
     }
   }
 #endif
   for (; j < w; ++j)
-    for (int64_t p = 0; p < kc; ++p) dst[p * W + j] = s[j * js + p];
+    for (int64_t p = 0; p < kc; ++p) dst[p * ds + j] = s[j * js + p];
+}
+
+template <int W, typename T>
+inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst) {
+  transpose(s, js, kc, w, dst, W);
 }
 
 // dst[p*W + j] = src(p, j) for p < kc, j < w (w <= W), zero for j >= w. src(p, j) = s[p*ps + j*js].

@@ -90,10 +90,15 @@ inline void window_tile(const typename S::T* __restrict a, int64_t lda, const in
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
     for (int v = 0; v < NV; ++v) acc[v][i] = init[v];
+  // One prefetch per step brings in the next tile's rows (a + M * lda on): A streams from memory
+  // in runs too short, and too interleaved, for the hardware prefetchers to follow.
+  constexpr int64_t line = 64 / sizeof(typename S::T);
   for (int64_t s = 0; s < nseg; ++s) {
     const typename S::T* as = a + seg[s];
 #pragma GCC unroll 2
     for (int64_t p = 0; p < seg_len; ++p) {
+      if (p / M * line < seg_len)
+        _mm_prefetch(reinterpret_cast<const char*>(as + (M + p % M) * lda + p / M * line), _MM_HINT_T0);
       V bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
 #pragma GCC unroll 16

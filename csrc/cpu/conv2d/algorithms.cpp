@@ -23,6 +23,7 @@ CONVFORGE_DECLARE_ALGORITHM(winograd_f4x3)
 CONVFORGE_DECLARE_ALGORITHM(gemm_pointwise)
 CONVFORGE_DECLARE_ALGORITHM(gemm_padded_planes)
 CONVFORGE_DECLARE_ALGORITHM(gemm_im2col)
+CONVFORGE_DECLARE_ALGORITHM(gemm_windows)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_direct)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_pointwise)
 CONVFORGE_DECLARE_ALGORITHM(nhwc_gemm_im2col)
@@ -56,6 +57,8 @@ const Algorithm kPaddedPlanes{"gemm_padded_planes", "NCHW arrays (forward, and g
 const Algorithm kIm2col{"gemm_im2col", "NCHW arrays (every pass)", gemm_im2col_applies,
                         gemm_im2col_workspace, gemm_im2col_forward, gemm_im2col_grad_input,
                         gemm_im2col_grad_weight};
+const Algorithm kWindows{"gemm_windows", "NCHW arrays (forward)", gemm_windows_applies, gemm_windows_workspace,
+                         gemm_windows_forward, nullptr, nullptr};
 const Algorithm kNhwcDirect{"nhwc_direct", "NHWC arrays with one input channel per group (every pass)",
                             nhwc_direct_applies, nhwc_direct_workspace, nhwc_direct_forward,
                             nhwc_direct_grad_input, nhwc_direct_grad_weight};
@@ -68,8 +71,8 @@ const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc
 const Algorithm kNhwcWindows{"nhwc_gemm_windows", "NHWC arrays (forward)", nhwc_gemm_windows_applies,
                              nhwc_gemm_windows_workspace, nhwc_gemm_windows_forward, nullptr, nullptr};
 
-const Algorithm* const kList[] = {&kDirect,     &kWinograd,      &kPointwise,   &kPaddedPlanes, &kIm2col,
-                                  &kNhwcDirect, &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
+const Algorithm* const kList[] = {&kDirect,     &kWinograd,      &kPointwise,   &kPaddedPlanes, &kWindows,
+                                  &kIm2col,     &kNhwcDirect,    &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
 std::atomic<bool> g_winograd{[] {
@@ -122,6 +125,18 @@ bool prefers_padded_planes(const Conv2dParams& p) {
   return (wq - ow) / ow * (p.c_out / p.groups) / 16.0 < (32.0 / ow + 1.0) * 0.8;
 }
 
+// The windows algorithms run the whole depth k = cig * kh * kw per microkernel call, so a packed
+// weight panel (k x NR) is read from L2 on every call: up to 256 channels of a 3x3 kernel (k =
+// 2304) they beat packing im2col panels (NHWC 1.0-1.7x), at 512 (k = 4608) the panel crowds L2
+// (0.9x). On NCHW arrays gemm_windows also transposes the input rows it reads and the output rows
+// it writes, which 64 multiply-adds per output value pay back (over gemm_padded_planes and
+// gemm_im2col: 1.0-1.75x at k = 144-2304; at k = 27, 3 -> 32 channels: 0.8x).
+bool prefers_windows(const Conv2dParams& p) {
+  constexpr int64_t kMaxDepth = 3072, kMinDepthNchw = 64;
+  const int64_t depth = p.c_in / p.groups * p.kh * p.kw;
+  return depth <= kMaxDepth && (p.channels_last || depth >= kMinDepthNchw);
+}
+
 // grad_input as the flipped-weight forward: with few input channels that forward has only
 // c_in / groups rows (NCHW; columns on NHWC) to spread the packing of its im2col operand over,
 // and dcol = W^T * dY (dY reused by every tap) plus col2im is faster (LeNet's second layer: 1.3x
@@ -147,14 +162,17 @@ const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true)
     // have a single step of depth per tap.
     if (nhwc_direct_applies(p, Pass::forward)) return kNhwcDirect;
     if (allow_winograd) return kWinograd;
-    if (nhwc_gemm_pointwise_applies(p, Pass::forward)) return kNhwcPointwise;
-    // Reading the windows in place beats packing im2col panels from them on every layer measured
-    // (1.0-1.7x; most with few channels, whose packing is a large share of the work).
-    return kNhwcWindows;
+    // Reading the windows in place beats packing im2col panels from them (most with few channels,
+    // whose packing is a large share of the work), and a plain GEMM where a 1x1 layer narrows the
+    // channels (1.3-1.5x at 256 -> 64); where it widens them the plain GEMM is faster (1.1x at
+    // 64 -> 256).
+    if (nhwc_gemm_pointwise_applies(p, Pass::forward) && p.c_out > p.c_in) return kNhwcPointwise;
+    return prefers_windows(p) ? kNhwcWindows : kNhwcIm2col;
   }
   if (prefers_direct(p)) return kDirect;
   if (allow_winograd) return kWinograd;
   if (gemm_pointwise_applies(p, Pass::forward)) return kPointwise;
+  if (prefers_windows(p)) return kWindows;
   if (prefers_padded_planes(p)) return kPaddedPlanes;
   return kIm2col;
 }

@@ -137,18 +137,21 @@ inline bool pointwise(const Conv2dParams& p) {
 }
 
 // Panels whose rows are pieces of im2col rows, for the columns [k0, k0 + nk) (panels `width`
-// wide, the last zero-padded) and the pixels [q, q + count): dst[panel][pixel][width].
+// wide, the last zero-padded) and the pixels [q, q + count): dst[panel][pixel][width]. Each
+// pixel's piece of its row is gathered once, into `row` (nk values), then cut into the panels.
 template <typename T>
 void pack_im2col_pieces(const Conv2dParams& p, int64_t cig, const T* xg, int64_t q, int64_t count, int64_t k0,
-                        int64_t nk, int64_t width, T* dst) {
-  for (int64_t t0 = k0; t0 < k0 + nk; t0 += width, dst += width * count) {
-    const int64_t w = std::min(width, k0 + nk - t0);
-    const Column k(p, cig, t0);
-    Pixel px(p, q);
-    for (int64_t r = 0; r < count; ++r, px.next(p)) {
-      T* d = dst + r * width;
-      im2col_row(p, cig, xg, px, k, w, d);
-      for (int64_t t = w; t < width; ++t) d[t] = T(0);
+                        int64_t nk, int64_t width, T* dst, T* row) {
+  const Column k(p, cig, k0);
+  const int64_t panel = width * count;
+  Pixel px(p, q);
+  for (int64_t r = 0; r < count; ++r, px.next(p)) {
+    im2col_row(p, cig, xg, px, k, nk, row);
+    T* d = dst + r * width;
+    int64_t t0 = 0;
+    for (; t0 + width <= nk; t0 += width, d += panel) std::memcpy(d, row + t0, sizeof(T) * width);
+    if (t0 < nk) {
+      for (int64_t t = 0; t < width; ++t) d[t] = t0 + t < nk ? row[t0 + t] : T(0);
     }
   }
 }
@@ -160,11 +163,12 @@ struct Im2colColumnsPackB {
   int64_t cig;
   const T* xg;
   int64_t q0;
+  const Arena& arena;
   void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
     if (pointwise(p))  // the im2col matrix is the input itself
       detail::pack_panels_any(xg + (q0 + k0) * p.c_in + j0, p.c_in, 1, kc, nc, nr, dst);
     else
-      pack_im2col_pieces(p, cig, xg, q0 + k0, kc, j0, nc, nr, dst);
+      pack_im2col_pieces(p, cig, xg, q0 + k0, kc, j0, nc, nr, dst, arena.packing<T>());
   }
 };
 
@@ -176,8 +180,9 @@ struct Im2colTransposedPackA {
   int64_t cig;
   const T* xg;
   int64_t q0;
+  const Arena& arena;
   void operator()(int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, T* dst) const {
-    pack_im2col_pieces(p, cig, xg, q0 + k0, kc, i0, mc, mr, dst);
+    pack_im2col_pieces(p, cig, xg, q0 + k0, kc, i0, mc, mr, dst, arena.packing<T>());
   }
 };
 
@@ -254,7 +259,7 @@ void grad_weight(const Conv2dParams& p, const Arena& arena, const T* dy, const T
     const int64_t q0 = n0 * g.ohw, pixels = (n1 - n0) * g.ohw;
     if (transposed) {  // into the item's scratch, then transposed into dW
       T* dwt = arena.item<T>();
-      const Im2colTransposedPackA<T> pack_x{p, g.cig, x + grp * g.cig, q0};
+      const Im2colTransposedPackA<T> pack_x{p, g.cig, x + grp * g.cig, q0, arena};
       const StridedPackB<T> pack_dy{dy + q0 * p.c_out + grp * g.cog, p.c_out, 1};  // B(q, co)
       gemm_packed(kern, g.k, g.cog, pixels, T(1), pack_x, pack_dy, T(0), dwt, g.cog, nt);
       for (int64_t co = 0; co < g.cog; ++co)
@@ -262,7 +267,7 @@ void grad_weight(const Conv2dParams& p, const Arena& arena, const T* dy, const T
       return;
     }
     const StridedPackA<T> pack_dy{dy + q0 * p.c_out + grp * g.cog, 1, p.c_out};  // A(co, q)
-    const Im2colColumnsPackB<T> pack_x{p, g.cig, x + grp * g.cig, q0};
+    const Im2colColumnsPackB<T> pack_x{p, g.cig, x + grp * g.cig, q0, arena};
     gemm_packed(kern, g.cog, g.k, pixels, T(1), pack_dy, pack_x, T(0), dwg, g.k, nt);
   });
 }
@@ -288,6 +293,7 @@ Workspace nhwc_gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
     ws.item = size_t(dtype_size(p.dtype)) * g.k * dcol_pixels(g);
   else {
     ws.shared = weight_partials_bytes(p, g);
+    ws.packing = size_t(dtype_size(p.dtype)) * g.k;  // an im2col row (pack_im2col_pieces)
     const bool transposed = p.dtype == DType::f32 ? transposed_grad_weight<float>(g)
                                                   : transposed_grad_weight<double>(g);
     if (transposed) ws.item = size_t(dtype_size(p.dtype)) * g.k * g.cog;
