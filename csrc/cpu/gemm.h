@@ -27,11 +27,11 @@
 //
 // Window microkernel (GemmWindowUkernel<T>, same tile): A is read in place, not packed -- an
 // implicit GEMM whose A rows are the windows of a convolution (runs of an NHWC image):
-//   ukernel(a, lda, seg, nseg, seg_len, b, bias, c, ldc, m, n) with 1 <= m <= MR, 1 <= n <= NR:
-//   row i < m of A is the nseg runs of seg_len values at a + i * lda + seg[s] (s = 0 .. nseg-1,
-//   in that order), b one packed B panel of nseg * seg_len steps:
-//     C[i, j] = bias[j] + sum_{s, p} a[i*lda + seg[s] + p] * b[(s*seg_len + p)*NR + j]
-//   (bias null: 0), C write-only, summed in that order.
+//   ukernel(a, lda, seg, nseg, seg_len, b, bias, beta, c, ldc, m, n) with 1 <= m <= MR,
+//   1 <= n <= NR: row i < m of A is the nseg runs of seg_len values at a + i * lda + seg[s]
+//   (s = 0 .. nseg-1, in that order), b one packed B panel of nseg * seg_len steps:
+//     C[i, j] = (bias[j] + sum_{s, p} a[i*lda + seg[s] + p] * b[(s*seg_len + p)*NR + j]) + beta * C[i, j]
+//   (bias null: 0; beta 0 or 1, and 0 makes C write-only), summed in that order.
 //
 // Driver: gemm_packed(kernel, m, n, k, alpha, pack_a, pack_b, beta, c, ldc, nthreads, epilogue)
 //   - kernel: gemm_kernel<T>(isa) (microkernel + its MR/NR and cache blocking), chosen once.
@@ -70,7 +70,7 @@ using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t l
 
 template <typename T>
 using GemmWindowUkernel = void (*)(const T* a, int64_t lda, const int64_t* seg, int64_t nseg, int64_t seg_len,
-                                   const T* b, const T* bias, T* c, int64_t ldc, int64_t m, int64_t n);
+                                   const T* b, const T* bias, T beta, T* c, int64_t ldc, int64_t m, int64_t n);
 
 // The register tiles (MR x NR) of the microkernels. The ISA table (isa_table.cpp) builds its
 // rows from these and the packers below specialize for exactly these widths, so a new tile is

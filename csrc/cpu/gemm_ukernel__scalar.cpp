@@ -26,7 +26,8 @@ void ukernel_4x8(int64_t kc, const T* __restrict a, const T* __restrict b, T* __
 
 template <typename T>
 void window_ukernel_4x8(const T* __restrict a, int64_t lda, const int64_t* seg, int64_t nseg, int64_t seg_len,
-                        const T* __restrict b, const T* bias, T* __restrict c, int64_t ldc, int64_t m, int64_t n) {
+                        const T* __restrict b, const T* bias, T beta, T* __restrict c, int64_t ldc, int64_t m,
+                        int64_t n) {
   constexpr int MR = 4, NR = 8;
   T acc[MR][NR];
   for (int i = 0; i < MR; ++i)
@@ -38,7 +39,7 @@ void window_ukernel_4x8(const T* __restrict a, int64_t lda, const int64_t* seg, 
         for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
       }
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = acc[i][j];
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? acc[i][j] : acc[i][j] + beta * c[i * ldc + j];
 }
 
 }  // namespace
@@ -59,15 +60,15 @@ void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, const double* b, dou
 
 
 void sgemm_window_ukernel_4x8__scalar(const float* a, int64_t lda, const int64_t* seg, int64_t nseg,
-                                      int64_t seg_len, const float* b, const float* bias, float* c, int64_t ldc,
+                                      int64_t seg_len, const float* b, const float* bias, float beta, float* c, int64_t ldc,
                                       int64_t m, int64_t n) {
-  window_ukernel_4x8<float>(a, lda, seg, nseg, seg_len, b, bias, c, ldc, m, n);
+  window_ukernel_4x8<float>(a, lda, seg, nseg, seg_len, b, bias, beta, c, ldc, m, n);
 }
 
 void dgemm_window_ukernel_4x8__scalar(const double* a, int64_t lda, const int64_t* seg, int64_t nseg,
-                                      int64_t seg_len, const double* b, const double* bias, double* c,
+                                      int64_t seg_len, const double* b, const double* bias, double beta, double* c,
                                       int64_t ldc, int64_t m, int64_t n) {
-  window_ukernel_4x8<double>(a, lda, seg, nseg, seg_len, b, bias, c, ldc, m, n);
+  window_ukernel_4x8<double>(a, lda, seg, nseg, seg_len, b, bias, beta, c, ldc, m, n);
 }
 
 }  // namespace convforge::cpu

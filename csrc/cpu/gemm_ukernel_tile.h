@@ -77,11 +77,11 @@ inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S
 }
 
 // The window microkernel: row i of A is read in place, as the nseg runs of seg_len values at
-// a + i * lda + seg[s]; b holds nseg * seg_len steps of NV * L columns. C = bias + A * B.
+// a + i * lda + seg[s]; b holds nseg * seg_len steps of NV * L columns. C = bias + A * B + beta C.
 template <typename S, int M, int NV>
 inline void window_tile(const typename S::T* __restrict a, int64_t lda, const int64_t* seg, int64_t nseg,
                         int64_t seg_len, const typename S::T* __restrict b, const typename S::T* bias,
-                        typename S::T* __restrict c, int64_t ldc, int64_t n) {
+                        typename S::T beta, typename S::T* __restrict c, int64_t ldc, int64_t n) {
   using V = typename S::V;
   constexpr int L = S::lanes, NR = 2 * L;
   V init[NV];
@@ -109,7 +109,7 @@ inline void window_tile(const typename S::T* __restrict a, int64_t lda, const in
       b += NR;
     }
   }
-  store_tile<S, M, NV>(acc, c, ldc, n, typename S::T(1), typename S::T(0));
+  store_tile<S, M, NV>(acc, c, ldc, n, typename S::T(1), beta);
 }
 
 // The entry points: the tile for m rows and n columns, from tables of every row count.
@@ -126,13 +126,13 @@ inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const t
 template <typename S, int... Ms>
 inline void dispatch_window_rows(std::integer_sequence<int, Ms...>, const typename S::T* a, int64_t lda,
                                  const int64_t* seg, int64_t nseg, int64_t seg_len, const typename S::T* b,
-                                 const typename S::T* bias, typename S::T* c, int64_t ldc, int64_t m,
-                                 int64_t n) {
+                                 const typename S::T* bias, typename S::T beta, typename S::T* c, int64_t ldc,
+                                 int64_t m, int64_t n) {
   using T = typename S::T;
-  using Fn = void (*)(const T*, int64_t, const int64_t*, int64_t, int64_t, const T*, const T*, T*, int64_t,
+  using Fn = void (*)(const T*, int64_t, const int64_t*, int64_t, int64_t, const T*, const T*, T, T*, int64_t,
                       int64_t);
   static constexpr Fn full[] = {window_tile<S, Ms + 1, 2>...}, half[] = {window_tile<S, Ms + 1, 1>...};
-  (n > S::lanes ? full : half)[m - 1](a, lda, seg, nseg, seg_len, b, bias, c, ldc, n);
+  (n > S::lanes ? full : half)[m - 1](a, lda, seg, nseg, seg_len, b, bias, beta, c, ldc, n);
 }
 
 }  // namespace

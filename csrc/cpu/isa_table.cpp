@@ -23,7 +23,9 @@ namespace {
   r.winograd_f4x3 = {conv::winograd::winograd_f4x3_input__##isa, conv::winograd::winograd_f4x3_output__##isa, \
                      conv::winograd::winograd_f4x3_weight__##isa,                                 \
                      conv::winograd::winograd_f4x3_grad_output__##isa,                            \
-                     conv::winograd::winograd_f4x3_weight_grad__##isa}
+                     conv::winograd::winograd_f4x3_weight_grad__##isa,                            \
+                     conv::winograd::winograd_f4x3_input_tile__##isa,                             \
+                     conv::winograd::winograd_f4x3_output_tile__##isa}
 
 IsaKernels scalar_row() {
   IsaKernels r;

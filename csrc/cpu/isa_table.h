@@ -42,7 +42,7 @@ void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, i
                                int64_t, double, double);
 // Their window microkernels (A read in place; contract in gemm.h).
 #define CONVFORGE_DECLARE_WINDOW_UKERNEL(T, name)                                                  \
-  void name(const T*, int64_t, const int64_t*, int64_t, int64_t, const T*, const T*, T*, int64_t, int64_t, \
+  void name(const T*, int64_t, const int64_t*, int64_t, int64_t, const T*, const T*, T, T*, int64_t, int64_t, \
             int64_t);
 CONVFORGE_DECLARE_WINDOW_UKERNEL(float, sgemm_window_ukernel_14x32__avx512)
 CONVFORGE_DECLARE_WINDOW_UKERNEL(double, dgemm_window_ukernel_14x16__avx512)
@@ -112,7 +112,11 @@ namespace convforge::cpu::conv::winograd {
   bool winograd_f4x3_weight__##isa(const float*, const Taps&, int64_t, float*, int64_t, int64_t);   \
   float winograd_f4x3_grad_output__##isa(const float*, const Plane&, const Block&, float*, int64_t,  \
                                          int64_t, float*);                                         \
-  void winograd_f4x3_weight_grad__##isa(const float*, int64_t, int64_t, float*, const Taps&);
+  void winograd_f4x3_weight_grad__##isa(const float*, int64_t, int64_t, float*, const Taps&);       \
+  float winograd_f4x3_input_tile__##isa(const float*, const Plane&, int64_t, int64_t, int64_t, float*, \
+                                        int64_t);                                                 \
+  void winograd_f4x3_output_tile__##isa(const float*, int64_t, int64_t, const float*, float*, const Plane&, \
+                                        int64_t, int64_t);
 CONVFORGE_DECLARE_WINOGRAD(scalar)
 CONVFORGE_DECLARE_WINOGRAD(avx2)
 CONVFORGE_DECLARE_WINOGRAD(avx512)

@@ -148,7 +148,7 @@ void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, 
             for (int64_t t = 0; t < tiles; ++t) {
               const int64_t ow0 = p.out_w * t / tiles, ow1 = p.out_w * (t + 1) / tiles;
               kern.window_ukernel(top + grp * g.cig + ow0 * p.stride_w * p.c_in, p.stride_w * p.c_in, seg, win.nseg,
-                                  win.seg_len, b_panel, bias_j, y_row + ow0 * p.c_out + grp * g.cog + j, p.c_out,
+                                  win.seg_len, b_panel, bias_j, T(0), y_row + ow0 * p.c_out + grp * g.cog + j, p.c_out,
                                   ow1 - ow0, n_tile);
             }
           }

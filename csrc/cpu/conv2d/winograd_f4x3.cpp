@@ -46,7 +46,8 @@ Taps weight_taps(const Conv2dParams& p) {
 
 struct Plan {
   int64_t cig, cog, tiles_h, tiles_w, tiles;  // tiles: of all images
-  int64_t mr, nr, kp;                          // microkernel tile; cog rounded up to mr
+  int64_t mr, nr;                              // microkernel tile
+  int64_t up, kp;  // U's panel width (mr: A panels on NCHW; nr: B panels on NHWC), cog rounded up to it
   int64_t block, blocks;                       // tiles per block (a multiple of nr)
   int64_t kc;                                  // depth of one microkernel call
   // Scratch in floats: U of one group (shared by the threads); per thread V, M, the block's tile
@@ -68,7 +69,8 @@ Plan plan(const Conv2dParams& p, int threads) {
   s.cig = p.c_in / p.groups, s.cog = p.c_out / p.groups;
   s.tiles_h = (p.out_h + kOut - 1) / kOut, s.tiles_w = (p.out_w + kOut - 1) / kOut;
   s.tiles = p.n * s.tiles_h * s.tiles_w;
-  s.mr = kern.mr, s.nr = kern.nr, s.kp = detail::round_up(s.cog, kern.mr);
+  s.mr = kern.mr, s.nr = kern.nr;
+  s.up = p.channels_last ? kern.nr : kern.mr, s.kp = detail::round_up(s.cog, s.up);
   // V and M of a block in about 2 MiB (L2 / L3), or as large as U (read once per block) when that
   // is larger; 2 to 16 panels wide, and at least one block per thread when there are tiles enough.
   constexpr int64_t kBlockBytes = int64_t{2} << 20;
@@ -88,20 +90,21 @@ Plan plan(const Conv2dParams& p, int threads) {
   return s;
 }
 
-// U_e of group grp as packed A panels: U[e][panel][ci][mr], rows past cog zero.
+// U_e of group grp as packed A panels, U[e][panel][ci][mr] (NCHW), or U_e^T as packed B panels,
+// U[e][panel][ci][nr] (NHWC); output channels past cog zero.
 void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& tf, const float* w, float* u,
                        std::atomic<bool>& finite) {
   const int64_t rows = p.groups * s.kp;
   parallel_for(rows, threads_for(double(rows) * s.cig * 200, 1 << 18), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t grp = r / s.kp, co = r % s.kp;
-      float* ug = u + grp * s.u_floats() + co / s.mr * s.mr * s.cig + co % s.mr;
+      float* ug = u + grp * s.u_floats() + co / s.up * s.up * s.cig + co % s.up;
       if (co >= s.cog) {
         for (int64_t e = 0; e < kTaps; ++e)
-          for (int64_t ci = 0; ci < s.cig; ++ci) ug[e * s.kp * s.cig + ci * s.mr] = 0.0f;
+          for (int64_t ci = 0; ci < s.cig; ++ci) ug[e * s.kp * s.cig + ci * s.up] = 0.0f;
         continue;
       }
-      if (!tf.weight(w + (grp * s.cog + co) * s.cig * 9, weight_taps(p), s.cig, ug, s.kp * s.cig, s.mr))
+      if (!tf.weight(w + (grp * s.cog + co) * s.cig * 9, weight_taps(p), s.cig, ug, s.kp * s.cig, s.up))
         finite.store(false, std::memory_order_relaxed);
     }
   });
@@ -150,6 +153,57 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
     const int64_t c = grp * s.cog + co;
     tf.output(m + co * s.block, s.cog * s.block, b, bias ? bias[c] : 0.0f, y + c * channel_stride(p, out), out,
               scratch);
+  }
+  return true;
+}
+
+// NHWC: the transforms run one tile at a time along the channels, and the products are transposed,
+// M_e^T (tiles x cog) = V_e^T (tiles x cig) * U_e^T, on the window microkernel: the rows of V_e^T
+// (a tile's channels, contiguous) are read where the input transform wrote them. Returns false
+// when the input holds NaN or Inf.
+bool run_block_nhwc(const Conv2dParams& p, const Plan& s, const Transforms& tf, const GemmKernel<float>& kern,
+                    const float* x, const float* u, const float* bias, float* y, int64_t grp, const Block& b,
+                    float* v, float* m) {
+  const Plane in = plane(p, p.h, p.w, p.c_in), out = plane(p, p.out_h, p.out_w, p.c_out);
+  // 1. Input transform: V[e][tile][ci].
+  float sum = 0.0f;
+  for (int64_t r = 0; r < b.count; ++r) {
+    const TileRun& run = b.runs[r];
+    const float* image = x + run.n * in.image_stride + grp * s.cig;
+    for (int64_t tw = run.tw0; tw < run.tw1; ++tw)
+      sum += tf.input_tile(image, in, kOut * run.th - p.pad_h, kOut * tw - p.pad_w, s.cig,
+                           v + (run.t + tw - run.tw0) * s.cig, s.block * s.cig);
+  }
+  if (!(sum - sum == 0.0f)) return false;
+  // 2. The 36 products, at most kc input channels per microkernel call (see plan()). While U_e^T
+  // fits in a quarter of L2 it streams from there under a row of tiles kept in L1; a larger one
+  // is taken a panel at a time, under all the block's tiles.
+  constexpr int64_t kOneRun = 0;
+  constexpr int64_t kStreamedU = int64_t{256} << 10;
+  const bool tiles_outer = s.kp * s.cig * int64_t(sizeof(float)) <= kStreamedU;
+  const float* ug = u + grp * s.u_floats();
+  const auto product = [&](int64_t e, int64_t i, int64_t j) {
+    const float* panel = ug + e * s.kp * s.cig + j * s.cig;
+    for (int64_t c0 = 0; c0 < s.cig; c0 += s.kc)
+      kern.window_ukernel(v + (e * s.block + i) * s.cig + c0, s.cig, &kOneRun, 1, std::min(s.kc, s.cig - c0),
+                          panel + c0 * s.nr, nullptr, c0 == 0 ? 0.0f : 1.0f, m + (e * s.block + i) * s.cog + j,
+                          s.cog, std::min(s.mr, b.tiles - i), std::min(s.nr, s.cog - j));
+  };
+  for (int64_t e = 0; e < kTaps; ++e)
+    if (tiles_outer) {
+      for (int64_t i = 0; i < b.tiles; i += s.mr)
+        for (int64_t j = 0; j < s.cog; j += s.nr) product(e, i, j);
+    } else {
+      for (int64_t j = 0; j < s.cog; j += s.nr)
+        for (int64_t i = 0; i < b.tiles; i += s.mr) product(e, i, j);
+    }
+  // 3. Output transform (+ bias).
+  for (int64_t r = 0; r < b.count; ++r) {
+    const TileRun& run = b.runs[r];
+    float* image = y + run.n * out.image_stride + grp * s.cog;
+    for (int64_t tw = run.tw0; tw < run.tw1; ++tw)
+      tf.output_tile(m + (run.t + tw - run.tw0) * s.cog, s.block * s.cog, s.cog, bias ? bias + grp * s.cog : nullptr,
+                     image, out, kOut * run.th, kOut * tw);
   }
   return true;
 }
@@ -260,8 +314,13 @@ bool winograd_f4x3_forward(const Conv2dParams& p, const Arena& arena, const void
     float* scratch = m + s.m_floats() + s.run_floats();
     for (int64_t item = i0; item < i1 && finite.load(std::memory_order_relaxed); ++item) {
       const Block b = block_runs(s, item / p.groups, runs);
-      if (!run_block(p, s, tf, kern, static_cast<const float*>(x), u, static_cast<const float*>(bias),
-                     static_cast<float*>(y), item % p.groups, b, v, m, scratch))
+      const auto* xf = static_cast<const float*>(x);
+      const auto* bf = static_cast<const float*>(bias);
+      auto* yf = static_cast<float*>(y);
+      const int64_t grp = item % p.groups;
+      const bool ok = p.channels_last ? run_block_nhwc(p, s, tf, kern, xf, u, bf, yf, grp, b, v, m)
+                                      : run_block(p, s, tf, kern, xf, u, bf, yf, grp, b, v, m, scratch);
+      if (!ok)
         finite.store(false, std::memory_order_relaxed);
     }
   });

@@ -136,6 +136,17 @@ using WeightGradTransform = void (*)(const float* du, int64_t e_stride, int64_t 
 using WeightTransform = bool (*)(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride,
                                  int64_t stride);
 
+// The same transforms on NHWC arrays, vectorized along the channels instead (contiguous there),
+// one tile at a time; the GEMM then runs with the tiles as rows (M_e^T = V_e^T U_e^T).
+// Input: the 6x6 patch at input row ih0, column iw0 (zero outside the plane) of `count` channels
+// starting at x, V = B^T d B to v[e * e_stride + c] for channel c. Returns the sum of the values read.
+using InputTileTransform = float (*)(const float* x, const Plane& in, int64_t ih0, int64_t iw0, int64_t count,
+                                     float* v, int64_t e_stride);
+// Output: M of `count` channels at m[e * e_stride + c], Y = A^T M A (+ bias[c] unless null) to the
+// output pixels of rows oh0 .. oh0 + 3 and columns ow0 .. ow0 + 3 inside the plane (channels from y).
+using OutputTileTransform = void (*)(const float* m, int64_t e_stride, int64_t count, const float* bias, float* y,
+                                     const Plane& out, int64_t oh0, int64_t ow0);
+
 inline int64_t gather_scratch_floats(const Block& b, int side) {
   return max_runs(b) * side * (kOut * b.width + side - kOut) + b.panels * b.nr;
 }
@@ -155,6 +166,8 @@ struct Transforms {
   WeightTransform weight;
   GradOutputTransform grad_output;
   WeightGradTransform weight_grad;
+  InputTileTransform input_tile;
+  OutputTileTransform output_tile;
 };
 
 

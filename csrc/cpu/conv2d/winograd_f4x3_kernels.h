@@ -9,6 +9,7 @@
 
 #include "cpu/conv2d/winograd_f4x3.h"
 #include "cpu/isa_table.h"
+#include "cpu/simd_vector.h"
 
 namespace convforge::cpu::conv::winograd {
 // Internal linkage: each per-ISA translation unit keeps its own copy of these templates (and no
@@ -283,6 +284,96 @@ inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, in
   return sum - sum == 0.0f;  // false for NaN and infinities
 }
 
+// ---------------------------------------------------------------------------------------------
+// NHWC: one tile at a time, the channels as the vector lanes.
+
+using VecF = Vec<float>;
+using VF = VecF::type;
+constexpr int64_t kLanes = VecF::size;
+
+inline VF splat(float f) {
+  VF v;
+  for (int64_t l = 0; l < kLanes; ++l) v[l] = f;
+  return v;
+}
+
+template <typename M, int R, int C>
+inline VF vterm(VF x) {
+  constexpr float k = M::at(R, C);
+  if constexpr (k == 0.0f)
+    return splat(-0.0f);
+  else if constexpr (k == 1.0f)
+    return x;
+  else if constexpr (k == -1.0f)
+    return -x;
+  else
+    return x * k;
+}
+
+template <typename M, int R, int... C>
+inline VF vdot(const VF* src, int stride, std::integer_sequence<int, C...>) {
+  return (splat(-0.0f) + ... + vterm<M, R, C>(src[C * stride]));
+}
+
+// dst[R * dst_stride] = sum_C M[R][C] src[C * src_stride] for every row R of M.
+template <typename M, int... R>
+inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride, std::integer_sequence<int, R...>) {
+  ((dst[R * dst_stride] = vdot<M, R>(src, src_stride, std::make_integer_sequence<int, M::cols>{})), ...);
+}
+template <typename M>
+inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride) {
+  vapply<M>(src, src_stride, dst, dst_stride, std::make_integer_sequence<int, M::rows>{});
+}
+
+// n <= kLanes consecutive floats as a vector (zero past n), and back.
+inline VF load_lanes(const float* p, int64_t n) {
+  if (n == kLanes) return VecF::load(p);
+  float t[kLanes] = {};
+  for (int64_t l = 0; l < n; ++l) t[l] = p[l];
+  return VecF::load(t);
+}
+inline void store_lanes(float* p, VF v, int64_t n) {
+  if (n == kLanes) return VecF::store(p, v);
+  for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+}
+
+inline float input_tile_nhwc(const float* x, const Plane& in, int64_t ih0, int64_t iw0, int64_t count, float* v,
+                             int64_t e_stride) {
+  VF total = splat(0.0f);
+  for (int64_t c0 = 0; c0 < count; c0 += kLanes) {
+    const int64_t n = count - c0 < kLanes ? count - c0 : kLanes;
+    VF d[kTaps], t[kTaps];
+    for (int r = 0; r < kIn; ++r) {
+      const int64_t ih = ih0 + r;
+      for (int c = 0; c < kIn; ++c) {
+        const int64_t iw = iw0 + c;
+        const bool inside = ih >= 0 && ih < in.h && iw >= 0 && iw < in.w;
+        d[r * kIn + c] = inside ? load_lanes(x + ih * in.row_stride + iw * in.pixel_stride + c0, n) : splat(0.0f);
+        total += d[r * kIn + c];
+      }
+    }
+    for (int r = 0; r < kIn; ++r) vapply<InputMatrix>(d + r * kIn, 1, t + r * kIn, 1);  // along the columns
+    for (int j = 0; j < kIn; ++j) vapply<InputMatrix>(t + j, kIn, d + j, kIn);          // along the rows
+    for (int e = 0; e < kTaps; ++e) store_lanes(v + e * e_stride + c0, d[e], n);
+  }
+  return VecF::sum(total);
+}
+
+inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, const float* bias, float* y,
+                             const Plane& out, int64_t oh0, int64_t ow0) {
+  for (int64_t c0 = 0; c0 < count; c0 += kLanes) {
+    const int64_t n = count - c0 < kLanes ? count - c0 : kLanes;
+    VF mt[kTaps], t[kIn * kOut], yt[kOut * kOut];
+    for (int e = 0; e < kTaps; ++e) mt[e] = load_lanes(m + e * e_stride + c0, n);
+    for (int i = 0; i < kIn; ++i) vapply<OutputMatrix>(mt + i * kIn, 1, t + i * kOut, 1);  // along the columns
+    for (int b = 0; b < kOut; ++b) vapply<OutputMatrix>(t + b, kOut, yt + b, kOut);         // along the rows
+    const VF vb = bias ? load_lanes(bias + c0, n) : splat(0.0f);
+    for (int a = 0; a < kOut && oh0 + a < out.h; ++a)
+      for (int b = 0; b < kOut && ow0 + b < out.w; ++b)
+        store_lanes(y + (oh0 + a) * out.row_stride + (ow0 + b) * out.pixel_stride + c0, yt[a * kOut + b] + vb, n);
+  }
+}
+
 }  // namespace
 }  // namespace convforge::cpu::conv::winograd
 
@@ -308,5 +399,13 @@ inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, in
   void winograd_f4x3_weight_grad__##isa(const float* du, int64_t es, int64_t count, float* dw,     \
                                          const Taps& taps) {                                      \
     weight_grad(du, es, count, dw, taps);                                                         \
+  }                                                                                               \
+  float winograd_f4x3_input_tile__##isa(const float* x, const Plane& in, int64_t ih0, int64_t iw0, \
+                                        int64_t count, float* v, int64_t es) {                    \
+    return input_tile_nhwc(x, in, ih0, iw0, count, v, es);                                        \
+  }                                                                                               \
+  void winograd_f4x3_output_tile__##isa(const float* m, int64_t es, int64_t count, const float* bias, \
+                                        float* y, const Plane& out, int64_t oh0, int64_t ow0) {   \
+    output_tile_nhwc(m, es, count, bias, y, out, oh0, ow0);                                       \
   }                                                                                               \
   }
