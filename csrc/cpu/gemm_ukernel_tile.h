@@ -90,23 +90,35 @@ inline void window_tile(const typename S::T* __restrict a, int64_t lda, const in
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
     for (int v = 0; v < NV; ++v) acc[v][i] = init[v];
-  // One prefetch per step brings in the next tile's rows (a + M * lda on): A streams from memory
-  // in runs too short, and too interleaved, for the hardware prefetchers to follow.
-  constexpr int64_t line = 64 / sizeof(typename S::T);
+  // The rows are addressed from H = ceil(M / 2) pointers, rows i + H at a fixed offset from row
+  // i's: with a pointer per row, the 14 rows of the AVX-512 tile would leave too few general
+  // registers and the compiler would spill pointers and B vectors inside the loop.
+  // A line of the next tile's rows (a + M * lda on) is prefetched per line of steps: A streams
+  // from memory in runs too short, and too interleaved, for the hardware prefetchers to follow.
+  using T = typename S::T;
+  constexpr int H = (M + 1) / 2;
+  constexpr int64_t line = 64 / sizeof(T);
+  const int64_t far = H * lda;
   for (int64_t s = 0; s < nseg; ++s) {
-    const typename S::T* as = a + seg[s];
+    const T* row[H];
+    for (int i = 0; i < H; ++i) row[i] = a + seg[s] + i * lda;
+    for (int64_t p0 = 0; p0 < seg_len; p0 += line) {
+      const T* next = row[0] + M * lda;
+      for (int i = 0; i < M; ++i, next += lda) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+      const int64_t steps = seg_len - p0 < line ? seg_len - p0 : line;
 #pragma GCC unroll 2
-    for (int64_t p = 0; p < seg_len; ++p) {
-      if (p / M * line < seg_len)
-        _mm_prefetch(reinterpret_cast<const char*>(as + (M + p % M) * lda + p / M * line), _MM_HINT_T0);
-      V bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
+      for (int64_t p = 0; p < steps; ++p) {
+        V bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
 #pragma GCC unroll 16
-      for (int i = 0; i < M; ++i) {
-        const V ai = S::bcast(as + i * lda + p);
-        for (int v = 0; v < NV; ++v) acc[v][i] = S::fma(ai, bv[v], acc[v][i]);
+        for (int i = 0; i < M; ++i) {
+          const V ai = S::bcast(i < H ? row[i] : row[i - H] + far);
+          for (int v = 0; v < NV; ++v) acc[v][i] = S::fma(ai, bv[v], acc[v][i]);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < H; ++i) ++row[i];
+        b += NR;
       }
-      b += NR;
     }
   }
   store_tile<S, M, NV>(acc, c, ldc, n, typename S::T(1), beta);
