@@ -74,8 +74,8 @@ void dgemm_ukernel_6x8__avx2(int64_t kc, const double* a, const double* b, doubl
 }
 
 void sgemm_window_ukernel_6x16__avx2(const float* a, int64_t lda, const int64_t* seg, int64_t nseg,
-                                     int64_t seg_len, const float* b, const float* bias, float beta, float* c, int64_t ldc,
-                                     int64_t m, int64_t n) {
+                                     int64_t seg_len, const float* b, const float* bias, float beta, float* c,
+                                     int64_t ldc, int64_t m, int64_t n) {
   dispatch_window_rows<F32>(std::make_integer_sequence<int, 6>{}, a, lda, seg, nseg, seg_len, b, bias, beta, c, ldc,
                             m, n);
 }

@@ -60,8 +60,8 @@ void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, const double* b, dou
 
 
 void sgemm_window_ukernel_4x8__scalar(const float* a, int64_t lda, const int64_t* seg, int64_t nseg,
-                                      int64_t seg_len, const float* b, const float* bias, float beta, float* c, int64_t ldc,
-                                      int64_t m, int64_t n) {
+                                      int64_t seg_len, const float* b, const float* bias, float beta, float* c,
+                                      int64_t ldc, int64_t m, int64_t n) {
   window_ukernel_4x8<float>(a, lda, seg, nseg, seg_len, b, bias, beta, c, ldc, m, n);
 }
 

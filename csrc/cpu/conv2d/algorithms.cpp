@@ -71,8 +71,8 @@ const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc
 const Algorithm kNhwcWindows{"nhwc_gemm_windows", "NHWC arrays (forward)", nhwc_gemm_windows_applies,
                              nhwc_gemm_windows_workspace, nhwc_gemm_windows_forward, nullptr, nullptr};
 
-const Algorithm* const kList[] = {&kDirect,     &kWinograd,      &kPointwise,   &kPaddedPlanes, &kWindows,
-                                  &kIm2col,     &kNhwcDirect,    &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
+const Algorithm* const kList[] = {&kDirect, &kWinograd, &kPointwise, &kWindows, &kPaddedPlanes, &kIm2col,
+                                  &kNhwcDirect, &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
 std::atomic<bool> g_winograd{[] {
