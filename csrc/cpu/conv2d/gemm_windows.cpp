@@ -53,12 +53,11 @@ inline int64_t band_rows(const Conv2dParams& p, const Windows& win) {
   return (win.block - 1) * p.stride_h + window_rows(p);
 }
 
-// The per-call shared scratch: the packed weight (each group's round_up(cog, NR) x k panels),
-// then the runs' offsets.
+// The per-call shared scratch holds the packed weight, group after group, each group's
+// round_up(cog, NR) x k panels, then the runs' offsets.
 template <typename T>
-int64_t packed_weight_elements(const Conv2dParams& p, const GemmKernel<T>& kern) {
-  const Geometry g = geometry(p);
-  return p.groups * detail::round_up(g.cog, kern.nr) * g.k;
+int64_t packed_group_elements(const Geometry& g, const GemmKernel<T>& kern) {
+  return detail::round_up(g.cog, kern.nr) * g.k;
 }
 
 // The band for output rows [oh0, oh1) of image n: their window rows, zero-bordered, pixel-major.
@@ -87,7 +86,7 @@ void fill_band(const Conv2dParams& p, const Windows& win, const T* x, int64_t n,
 // The weight as B panels: B(k, co) = w[co][tap][ci] (OHWI) or w[co][ci][tap] (OIHW).
 template <typename T>
 void pack_weight(const Conv2dParams& p, const Geometry& g, const GemmKernel<T>& kern, const T* w, T* dst) {
-  const int64_t group_b = detail::round_up(g.cog, kern.nr) * g.k, panels = (g.cog + kern.nr - 1) / kern.nr;
+  const int64_t group_b = packed_group_elements(g, kern), panels = (g.cog + kern.nr - 1) / kern.nr;
   const int64_t taps = p.kh * p.kw;
   parallel_for(p.groups * panels, threads_for(double(p.groups * group_b), 1 << 16), [&](int64_t b, int64_t e) {
     for (int64_t q = b; q < e; ++q) {
@@ -112,7 +111,7 @@ void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, 
   const Geometry g = geometry(p);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const Windows win = windows(p);
-  const int64_t group_b = detail::round_up(g.cog, kern.nr) * g.k;
+  const int64_t group_b = packed_group_elements(g, kern);
   T* b_packed = arena.shared<T>();
   pack_weight(p, g, kern, w, b_packed);
   int64_t* seg = reinterpret_cast<int64_t*>(b_packed + p.groups * group_b);
@@ -171,7 +170,8 @@ template <typename T>
 Workspace workspace(const Conv2dParams& p) {
   const Windows win = windows(p);
   Workspace ws;
-  ws.shared = sizeof(T) * packed_weight_elements(p, gemm_kernel<T>()) + sizeof(int64_t) * win.nseg;
+  ws.shared = sizeof(T) * p.groups * packed_group_elements(geometry(p), gemm_kernel<T>()) +
+              sizeof(int64_t) * win.nseg;
   if (win.band) ws.item = sizeof(T) * band_rows(p, win) * win.pitch;
   if (!p.channels_last) ws.item += sizeof(T) * win.block * p.out_w * p.c_out;
   return ws;
