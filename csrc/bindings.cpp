@@ -8,6 +8,7 @@
 #include <array>
 #include <optional>
 
+#include "core/cache.h"
 #include "core/check.h"
 #include "core/context.h"
 #include "core/isa.h"
@@ -426,16 +427,22 @@ static py::dict build_info() {
   py::list isas;
   for (Isa isa : supported_isas()) isas.append(isa_name(isa));
   d["supported_isas"] = isas;
-  py::dict tiles;  // {isa: {dtype: (MR, NR)}}: the CPU GEMM microkernel tiles
+  py::dict tiles, blocking;  // {isa: {dtype: (MR, NR)}}, {isa: {dtype: {kc, mc, nc}}}
   for (Isa isa : supported_isas()) {
-    py::dict per_dtype;
+    py::dict tile_of, blocks_of;
     for (DType t : {DType::f32, DType::f64}) {
       GemmTile tile = gemm_cpu_tile(t, isa);
-      per_dtype[dtype_name(t)] = py::make_tuple(tile.mr, tile.nr);
+      tile_of[dtype_name(t)] = py::make_tuple(tile.mr, tile.nr);
+      blocks_of[dtype_name(t)] = py::dict(py::arg("kc") = tile.kc, py::arg("mc") = tile.mc, py::arg("nc") = tile.nc);
     }
-    tiles[isa_name(isa)] = per_dtype;
+    tiles[isa_name(isa)] = tile_of;
+    blocking[isa_name(isa)] = blocks_of;
   }
   d["gemm_tiles"] = tiles;
+  d["gemm_blocking"] = blocking;
+  const CacheSizes& caches = host_caches();  // what the GEMM blocking is sized for
+  d["caches"] = py::dict(py::arg("l1d") = caches.l1d, py::arg("l2") = caches.l2,
+                         py::arg("l3_per_core") = caches.l3_per_core);
   d["num_threads"] = get_num_threads();
   d["openmp"] = openmp_enabled();
   d["cuda_built"] = bool(CONVFORGE_WITH_CUDA);

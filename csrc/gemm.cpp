@@ -49,10 +49,10 @@ void gemm(const GemmParams& p) {
 GemmTile gemm_cpu_tile(DType dtype, Isa isa) {
   if (dtype == DType::f64) {
     auto k = cpu::gemm_kernel<double>(isa);
-    return {k.mr, k.nr, k.name};
+    return {k.mr, k.nr, k.kc, k.mc, k.nc, k.name};
   }
   auto k = cpu::gemm_kernel<float>(isa);
-  return {k.mr, k.nr, k.name};
+  return {k.mr, k.nr, k.kc, k.mc, k.nc, k.name};
 }
 
 }  // namespace convforge

@@ -34,10 +34,12 @@ struct GemmParams {
   void* stream = nullptr;  // cudaStream_t for Device::cuda
 };
 void gemm(const GemmParams& p);
-// The CPU GEMM microkernel's register tile (MR x NR) for a dtype and ISA (tests, info()).
+// The CPU GEMM microkernel's register tile (MR x NR) and cache blocks (kc deep, mc rows of A,
+// nc columns of B) for a dtype and ISA (tests, info()).
 enum class Isa;
 struct GemmTile {
   int64_t mr = 1, nr = 1;
+  int64_t kc = 1, mc = 1, nc = 1;
   const char* name = "";
 };
 GemmTile gemm_cpu_tile(DType dtype, Isa isa);

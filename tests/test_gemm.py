@@ -7,6 +7,7 @@ from helpers import assert_close, random
 
 DTYPES = [np.float32, np.float64]
 TILES = convforge.info()["gemm_tiles"]  # {isa: {dtype: (MR, NR)}}
+BLOCKING = convforge.info()["gemm_blocking"]  # {isa: {dtype: {"kc", "mc", "nc"}}}
 
 
 def layout(x, kind):
@@ -139,6 +140,42 @@ def test_threads_bitwise_equal(m, n, k, dtype, isa, threads):
     one = convforge.gemm(a, b)
     threads(2)
     assert np.array_equal(one, convforge.gemm(a, b))
+
+
+# How gemm_packed splits a product over threads, in units of the ISA's tile and blocks: the
+# columns when A is one block and no bigger than B, else the dimension with more tiles (rows: a
+# team sharing each packed B block, over several k blocks and A blocks).
+SPLITS = {
+    "columns, A one block": lambda mr, nr, b: (4 * mr + 3, 5 * nr + 5, 37),
+    "columns, wider than tall": lambda mr, nr, b: (b["mc"] + mr + 1, 4 * b["mc"], 29),
+    "rows, taller than wide": lambda mr, nr, b: (4 * nr + 9, 2 * nr - 3, 41),
+    "rows, team over k and A blocks": lambda mr, nr, b: (2 * b["mc"] + 5, 2 * nr + 1, 2 * b["kc"] + 3),
+    "rows, one column tile": lambda mr, nr, b: (3 * mr + 1, nr - 1, 19),
+}
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thread_splits(split, dtype, isa, threads):
+    mr, nr = tile_of(isa, dtype)
+    m, n, k = SPLITS[split](mr, nr, BLOCKING[isa][np.dtype(dtype).name])
+    threads(1)
+    one = check_gemm(m, n, k, dtype, trans_b=True)
+    for count in (2, 3):
+        threads(count)
+        a, b = random((m, k), dtype, "a"), random((n, k), dtype, "b")
+        assert np.array_equal(convforge.gemm(a, b, trans_b=True), one)
+
+
+def test_blocking_fits_the_caches():
+    caches = convforge.info()["caches"]
+    for isa, per_dtype in BLOCKING.items():
+        for dtype, blocks in per_dtype.items():
+            mr, nr = TILES[isa][dtype]
+            itemsize = np.dtype(dtype).itemsize
+            assert blocks["mc"] % mr == 0 and blocks["nc"] % nr == 0
+            assert blocks["mc"] * blocks["kc"] * itemsize <= caches["l2"]
+            assert blocks["kc"] * blocks["nc"] * itemsize <= max(caches["l3_per_core"], 16 * nr * blocks["kc"] * itemsize)
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 33, 9), (64, 64, 64)])

@@ -7,11 +7,10 @@
 
 namespace convforge::cpu {
 
-// Blocking, measured on Zen 4 (L1 32 KiB, L2 1 MiB per core) and valid for larger L2s: a deep
-// kc = 512 (fewer passes over C) beat the textbook "kc x NR panel in L1" (kc = 256: -3 to -5 %)
-// because L2 feeds both panels fast enough; the mc x kc A block (~690 KB) stays in L2 and the
-// kc x nc B block in L3. gemm_packed() evens out the k blocks and halves kc for products with
-// fewer than mc rows (block_kc in gemm.h). The values are in the ISA table (isa_table.cpp).
+// Blocking: the depth kc is the ISA table's (a deep kc = 512, fewer passes over C, beat the
+// textbook "kc x NR panel in L1" by 3-5 % on Zen 4: L2 feeds both panels fast enough); mc and nc
+// follow this core's L2 and L3 (with_blocking in isa_table.cpp). gemm_packed() evens out the k
+// blocks and halves kc for products with fewer than mc rows (block_kc in gemm.h).
 template <>
 GemmKernel<float> gemm_kernel<float>(Isa isa) {
   return isa_kernels(isa).sgemm;
@@ -23,8 +22,8 @@ GemmKernel<double> gemm_kernel<double>(Isa isa) {
 }
 
 int gemm_threads(int64_t m, int64_t n, int64_t k) {
-  // A thread team costs a few microseconds to wake: each thread should get >= ~2 MFLOP.
-  return threads_for(double(m) * double(n) * double(std::max<int64_t>(k, 1)), 1 << 20);
+  // Waking a thread costs about a microsecond: each thread should get >= ~0.5 MFLOP.
+  return threads_for(double(m) * double(n) * double(std::max<int64_t>(k, 1)), 1 << 18);
 }
 
 void* gemm_workspace(int slot, size_t bytes) {

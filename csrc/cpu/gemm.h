@@ -418,8 +418,11 @@ void gemm_packed(const GemmKernel<T>& kern, int64_t m, int64_t n, int64_t k, T a
                  int nthreads, const Epilogue& epilogue = {}) {
   if (m <= 0 || n <= 0) return;
   const int64_t tiles_m = (m + kern.mr - 1) / kern.mr, tiles_n = (n + kern.nr - 1) / kern.nr;
-  // Split the dimension with more tiles, at tile boundaries.
-  const bool split_m = tiles_m >= tiles_n;
+  // Split the dimension with more tiles, at tile boundaries; but split the columns too when A is
+  // one block and no bigger than B (m <= mc, m <= n): each thread then packs all of A, which costs
+  // less than its share of B, and no thread waits for another (the row split's team meets two
+  // barriers per k block, a fifth of the time of a 64 x 120 x 84 product).
+  const bool split_m = tiles_m >= tiles_n && !(m <= kern.mc && m <= n && tiles_n >= nthreads);
   const int64_t tiles = split_m ? tiles_m : tiles_n;
   nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
   // The block depth depends on the shape only: it sets where the sums over k are rounded, so

@@ -1,16 +1,33 @@
 // The ISA table's rows (see isa_table.h), built once, on first use (at import: info() reads it).
 #include "cpu/isa_table.h"
 
+#include <algorithm>
+
+#include "core/cache.h"
 #include "core/probe.h"
 
 namespace convforge::cpu {
 
 namespace {
 
-// A microkernel, its tile, and its blocking: kc deep, mc = mr * a_panels rows of A (sized for
-// L2), nc = nr * b_panels columns of B (sized for L3); see gemm.cpp. Its name is its own.
-#define CONVFORGE_GEMM_ROW(ukernel, window_ukernel, tile, kc, a_panels, b_panels)                          \
-  {ukernel, window_ukernel, (tile).mr, (tile).nr, kc, (tile).mr * (a_panels), (tile).nr * (b_panels), #ukernel}
+// A microkernel, its tile and its depth kc; its name is its own. mc and nc come from the caches.
+#define CONVFORGE_GEMM_ROW(ukernel, window_ukernel, tile, kc) \
+  with_blocking(ukernel, window_ukernel, (tile).mr, (tile).nr, kc, #ukernel)
+
+// The blocks around a microkernel, from this core's caches: the mc x kc A block takes about 2/3
+// of L2 (the rest holds the B panel in use and C's tiles; on a 1 MiB L2 that is the 336 rows of
+// the 14x32 float tile at kc = 512 measured best on Zen 4), the kc x nc B block half of the core's
+// share of L3.
+template <typename T>
+GemmKernel<T> with_blocking(GemmUkernel<T> ukernel, GemmWindowUkernel<T> window_ukernel, int64_t mr,
+                            int64_t nr, int64_t kc, const char* name) {
+  GemmKernel<T> k{ukernel, window_ukernel, mr, nr, kc, 1, 1, name};
+  const CacheSizes& caches = host_caches();
+  const int64_t row_bytes = k.kc * int64_t{sizeof(T)};
+  k.mc = std::max<int64_t>(4, caches.l2 * 2 / 3 / row_bytes / k.mr) * k.mr;
+  k.nc = std::clamp<int64_t>(caches.l3_per_core / 2 / row_bytes / k.nr, 16, 512) * k.nr;
+  return k;
+}
 
 // conv2d's kernels of one ISA.
 #define CONVFORGE_CONV2D_ROW(r, isa)                                                             \
@@ -31,9 +48,9 @@ IsaKernels scalar_row() {
   IsaKernels r;
   r.isa = Isa::scalar;
   r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_4x8__scalar, sgemm_window_ukernel_4x8__scalar,
-                              tiles::sgemm_scalar, 256, 64, 512);
+                              tiles::sgemm_scalar, 256);
   r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_4x8__scalar, dgemm_window_ukernel_4x8__scalar,
-                              tiles::dgemm_scalar, 256, 32, 256);
+                              tiles::dgemm_scalar, 256);
   r.max_pool2d_forward = max_pool2d_forward__scalar;
   r.max_pool2d_backward = max_pool2d_backward__scalar;
   r.avg_pool2d_forward = avg_pool2d_forward__scalar;
@@ -49,9 +66,9 @@ IsaKernels avx2_row() {
   IsaKernels r;
   r.isa = Isa::avx2;
   r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_6x16__avx2, sgemm_window_ukernel_6x16__avx2,
-                              tiles::sgemm_avx2, 512, 56, 256);
+                              tiles::sgemm_avx2, 512);
   r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_6x8__avx2, dgemm_window_ukernel_6x8__avx2,
-                              tiles::dgemm_avx2, 512, 28, 256);
+                              tiles::dgemm_avx2, 512);
   r.max_pool2d_forward = max_pool2d_forward__avx2;
   r.max_pool2d_backward = max_pool2d_backward__avx2;
   r.avg_pool2d_forward = avg_pool2d_forward__avx2;
@@ -66,9 +83,9 @@ IsaKernels avx512_row() {
   IsaKernels r;
   r.isa = Isa::avx512;
   r.sgemm = CONVFORGE_GEMM_ROW(sgemm_ukernel_14x32__avx512, sgemm_window_ukernel_14x32__avx512,
-                              tiles::sgemm_avx512, 512, 24, 128);
+                              tiles::sgemm_avx512, 512);
   r.dgemm = CONVFORGE_GEMM_ROW(dgemm_ukernel_14x16__avx512, dgemm_window_ukernel_14x16__avx512,
-                              tiles::dgemm_avx512, 512, 12, 128);
+                              tiles::dgemm_avx512, 512);
   r.max_pool2d_forward = max_pool2d_forward__avx512;
   r.max_pool2d_backward = max_pool2d_backward__avx512;
   r.avg_pool2d_forward = avg_pool2d_forward__avx512;

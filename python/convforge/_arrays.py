@@ -170,7 +170,7 @@ class _OpsInCudaContext:
 
         @functools.wraps(fn)
         def call(*args):
-            staging = getattr(_thread, "staging", None)
+            staging = _thread.staging
             if staging is not None:
                 return _staged_call(name, fn, args, staging)
             # The first argument of every op is one of its arrays, and the binding requires all
@@ -197,7 +197,11 @@ ops_in_cuda_context = _OpsInCudaContext()
 # stream, and every writable NumPy argument is copied back (an input comes back unchanged). For
 # running the host test suite on a real GPU; the copies make it slow.
 
-_thread = threading.local()
+class _ThreadState(threading.local):
+    staging = None  # a class default: no per-call exception for a thread that never set it
+
+
+_thread = _ThreadState()
 
 
 def _torch_staging():
@@ -237,10 +241,15 @@ def staging_library():
                            "install one with CUDA") from None
 
 
+def staging_off():
+    """Whether ops on NumPy arrays in this thread run on the host (no ``host_backend('cuda')``)."""
+    return _thread.staging is None
+
+
 def set_staging(library):
     """Makes ops on NumPy arrays in this thread run on the GPU through `library` (None: not);
     returns the previous setting."""
-    previous = getattr(_thread, "staging", None)
+    previous = _thread.staging
     _thread.staging = library
     return previous
 

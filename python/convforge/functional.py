@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _C
 from ._args import pair, positive_pair
-from ._arrays import as_input, channels_last, check_array, empty, reads_nhwc, to_channels_last
+from ._arrays import as_input, channels_last, check_array, empty, reads_nhwc, staging_off, to_channels_last
 # The compiled ops, run on the caller's GPU device and current stream for GPU arrays (convforge._C
 # is the raw module, used for host-side queries: this wrapper sets the CUDA context first).
 from ._arrays import ops_in_cuda_context as _ops
@@ -26,8 +26,8 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     """
     # Small products are dominated by this function's cost: NumPy arrays take a short path with
     # the same checks (the binding checks everything else: dtypes, strides, out, c).
-    host = type(a) is _ndarray
-    if not host or type(b) is not _ndarray:
+    host = type(a) is _ndarray and type(b) is _ndarray
+    if not host:
         check_array(a, "a")
         check_array(b, "b")
     a_shape, b_shape = a.shape, b.shape
@@ -41,7 +41,9 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     if c is not None and beta != 0 and c is not out and not host:
         out[...] = c  # GPU arrays: start from c on the device, like the binding does on the host
         c = out
-    _ops.gemm(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
+    # NumPy operands go straight to the binding (the CUDA-context wrapper would only add its cost).
+    op = _C.gemm if host and staging_off() else _ops.gemm
+    op(a, b, c, out, float(alpha), float(beta), bool(trans_a), bool(trans_b))
     return out
 
 
