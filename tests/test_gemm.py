@@ -160,11 +160,27 @@ def test_thread_splits(split, dtype, isa, threads):
     mr, nr = tile_of(isa, dtype)
     m, n, k = SPLITS[split](mr, nr, BLOCKING[isa][np.dtype(dtype).name])
     threads(1)
-    one = check_gemm(m, n, k, dtype, trans_b=True)
+    one = check_gemm(m, n, k, dtype)
     for count in (2, 3):
         threads(count)
-        a, b = random((m, k), dtype, "a"), random((n, k), dtype, "b")
-        assert np.array_equal(convforge.gemm(a, b, trans_b=True), one)
+        assert np.array_equal(convforge.gemm(random((m, k), dtype, "a"), random((k, n), dtype, "b")), one)
+
+
+# A batch of few rows times a weight stored as rows (a Linear layer, ``x @ w.T``): computed as
+# (w @ x.T).T, the weight read in place. Rows of the weight 4 KiB apart (k = 1024), several k
+# blocks, weight tiles and batch tiles with remainders, alpha / beta, a row-strided weight view.
+@pytest.mark.parametrize("k_of", [lambda b: 1024, lambda b: 2 * b["kc"] + 7, lambda b: 3])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (0.5, 2.0), (-1.0, 1.0)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_batch_transposed_weight(k_of, alpha, beta, dtype, isa, threads):
+    mr, nr = tile_of(isa, dtype)
+    m, n, k = 4 * nr - 3, 9 * mr + 5, k_of(BLOCKING[isa][np.dtype(dtype).name])
+    threads(1)
+    one = check_gemm(m, n, k, dtype, trans_b=True, alpha=alpha, beta=beta, layout_b="wide")
+    for count in (2, 3):
+        threads(count)
+        again = check_gemm(m, n, k, dtype, trans_b=True, alpha=alpha, beta=beta, layout_b="wide")
+        assert np.array_equal(again, one)
 
 
 def test_blocking_fits_the_caches():
