@@ -42,7 +42,8 @@ GemmKernel<T> with_blocking(GemmUkernel<T> ukernel, GemmWindowUkernel<T> window_
                      conv::winograd::winograd_f4x3_grad_output__##isa,                            \
                      conv::winograd::winograd_f4x3_weight_grad__##isa,                            \
                      conv::winograd::winograd_f4x3_input_tile__##isa,                             \
-                     conv::winograd::winograd_f4x3_output_tile__##isa}
+                     conv::winograd::winograd_f4x3_output_tile__##isa,                            \
+                     conv::winograd::winograd_f4x3_grad_output_tile__##isa}
 
 IsaKernels scalar_row() {
   IsaKernels r;

@@ -116,7 +116,9 @@ namespace convforge::cpu::conv::winograd {
   float winograd_f4x3_input_tile__##isa(const float*, const Plane&, int64_t, int64_t, int64_t, float*, \
                                         int64_t);                                                 \
   void winograd_f4x3_output_tile__##isa(const float*, int64_t, int64_t, const float*, float*, const Plane&, \
-                                        int64_t, int64_t);
+                                        int64_t, int64_t);                                        \
+  float winograd_f4x3_grad_output_tile__##isa(const float*, const Plane&, int64_t, int64_t, int64_t, float*, \
+                                              int64_t);
 CONVFORGE_DECLARE_WINOGRAD(scalar)
 CONVFORGE_DECLARE_WINOGRAD(avx2)
 CONVFORGE_DECLARE_WINOGRAD(avx512)

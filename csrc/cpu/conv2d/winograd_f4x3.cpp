@@ -208,6 +208,26 @@ bool run_block_nhwc(const Conv2dParams& p, const Plan& s, const Transforms& tf, 
   return true;
 }
 
+// NHWC, for the weight gradient: V[e][tile][ci] and Z[e][tile][co] of a block's tiles, a tile at a
+// time along the channels (rows ld tiles apart per e). Returns the sum of the values read.
+float transform_block_nhwc(const Conv2dParams& p, const Plan& s, const Transforms& tf, const float* x,
+                           const float* dy, int64_t grp, const Block& b, float* v, float* z, int64_t ld) {
+  const Plane in = plane(p, p.h, p.w, p.c_in), out = plane(p, p.out_h, p.out_w, p.c_out);
+  float sum = 0.0f;
+  for (int64_t r = 0; r < b.count; ++r) {
+    const TileRun& run = b.runs[r];
+    const float* image = x + run.n * in.image_stride + grp * s.cig;
+    const float* grad = dy + run.n * out.image_stride + grp * s.cog;
+    for (int64_t tw = run.tw0; tw < run.tw1; ++tw) {
+      const int64_t t = run.t + tw - run.tw0;
+      sum += tf.input_tile(image, in, kOut * run.th - p.pad_h, kOut * tw - p.pad_w, s.cig, v + t * s.cig,
+                           ld * s.cig);
+      sum += tf.grad_output_tile(grad, out, kOut * run.th, kOut * tw, s.cog, z + t * s.cog, ld * s.cog);
+    }
+  }
+  return sum;
+}
+
 // The weight gradient transforms the tiles of a chunk of whole blocks at a time, V and Z of the
 // chunk in about 32 MiB, and accumulates over the chunks in order.
 int64_t chunk_blocks(const Plan& s) {
@@ -251,6 +271,10 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
         for (int64_t i = i0; i < i1; ++i) {
           const Block b = block_runs(s, b0 + i, runs);
           const int64_t t = i * s.block;
+          if (p.channels_last) {
+            sum += transform_block_nhwc(p, s, tf, x, dy, grp, b, v + t * s.cig, z + t * s.cog, ld);
+            continue;
+          }
           for (int64_t ci = 0; ci < s.cig; ++ci)
             sum += tf.input(x + (grp * s.cig + ci) * channel_stride(p, in), in, p.pad_h, p.pad_w, b,
                             v + ci * ld + t, s.cig * ld, s.nr, scratch);
@@ -262,11 +286,14 @@ bool winograd_f4x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
       });
       if (!finite) return false;
       const int product_threads = threads_for(double(tiles) * kTaps * s.cig * s.cog, 1 << 20);
+      // Z_e and V_e are channels x tiles (NCHW) or tiles x channels (NHWC).
+      const bool nhwc = p.channels_last;
       parallel_for(kTaps, product_threads, [&](int64_t e0, int64_t e1) {
         for (int64_t e = e0; e < e1; ++e)
-          gemm_packed(kern, s.cog, s.cig, tiles, 1.0f, StridedPackA<float>{z + e * s.cog * ld, ld, 1},
-                      StridedPackB<float>{v + e * s.cig * ld, 1, ld}, b0 == 0 ? 0.0f : 1.0f,
-                      du + e * s.cog * s.cig, s.cig, 1);
+          gemm_packed(kern, s.cog, s.cig, tiles, 1.0f,
+                      StridedPackA<float>{z + e * s.cog * ld, nhwc ? 1 : ld, nhwc ? s.cog : 1},
+                      StridedPackB<float>{v + e * s.cig * ld, nhwc ? s.cig : 1, nhwc ? 1 : ld},
+                      b0 == 0 ? 0.0f : 1.0f, du + e * s.cog * s.cig, s.cig, 1);
       });
     }
     parallel_for(s.cog, threads_for(double(s.cog) * s.cig * 300, 1 << 18), [&](int64_t c0, int64_t c1) {

@@ -147,6 +147,12 @@ using InputTileTransform = float (*)(const float* x, const Plane& in, int64_t ih
 using OutputTileTransform = void (*)(const float* m, int64_t e_stride, int64_t count, const float* bias, float* y,
                                      const Plane& out, int64_t oh0, int64_t ow0);
 
+// Grad output: the 4x4 output tile at rows oh0 .. oh0 + 3, columns ow0 .. ow0 + 3 (zero outside the
+// plane) of `count` channels starting at dy, Z = A dY A^T to z[e * e_stride + c]. Returns the sum
+// of the values read.
+using GradOutputTileTransform = float (*)(const float* dy, const Plane& out, int64_t oh0, int64_t ow0, int64_t count,
+                                          float* z, int64_t e_stride);
+
 inline int64_t gather_scratch_floats(const Block& b, int side) {
   return max_runs(b) * side * (kOut * b.width + side - kOut) + b.panels * b.nr;
 }
@@ -168,6 +174,7 @@ struct Transforms {
   WeightGradTransform weight_grad;
   InputTileTransform input_tile;
   OutputTileTransform output_tile;
+  GradOutputTileTransform grad_output_tile;
 };
 
 

@@ -374,6 +374,26 @@ inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, co
   }
 }
 
+inline float grad_output_tile_nhwc(const float* dy, const Plane& out, int64_t oh0, int64_t ow0, int64_t count,
+                                   float* z, int64_t e_stride) {
+  VF total = splat(0.0f);
+  for (int64_t c0 = 0; c0 < count; c0 += kLanes) {
+    const int64_t n = count - c0 < kLanes ? count - c0 : kLanes;
+    VF d[kOut * kOut], t[kOut * kIn], zt[kTaps];
+    for (int a = 0; a < kOut; ++a)
+      for (int b = 0; b < kOut; ++b) {
+        const int64_t oh = oh0 + a, ow = ow0 + b;
+        const bool inside = oh < out.h && ow < out.w;
+        d[a * kOut + b] = inside ? load_lanes(dy + oh * out.row_stride + ow * out.pixel_stride + c0, n) : splat(0.0f);
+        total += d[a * kOut + b];
+      }
+    for (int a = 0; a < kOut; ++a) vapply<GradOutputMatrix>(d + a * kOut, 1, t + a * kIn, 1);  // along the columns
+    for (int j = 0; j < kIn; ++j) vapply<GradOutputMatrix>(t + j, kIn, zt + j, kIn);          // along the rows
+    for (int e = 0; e < kTaps; ++e) store_lanes(z + e * e_stride + c0, zt[e], n);
+  }
+  return VecF::sum(total);
+}
+
 }  // namespace
 }  // namespace convforge::cpu::conv::winograd
 
@@ -407,5 +427,9 @@ inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, co
   void winograd_f4x3_output_tile__##isa(const float* m, int64_t es, int64_t count, const float* bias, \
                                         float* y, const Plane& out, int64_t oh0, int64_t ow0) {   \
     output_tile_nhwc(m, es, count, bias, y, out, oh0, ow0);                                       \
+  }                                                                                               \
+  float winograd_f4x3_grad_output_tile__##isa(const float* dy, const Plane& out, int64_t oh0, int64_t ow0, \
+                                              int64_t count, float* z, int64_t es) {              \
+    return grad_output_tile_nhwc(dy, out, oh0, ow0, count, z, es);                                \
   }                                                                                               \
   }
