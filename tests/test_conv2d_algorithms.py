@@ -162,6 +162,7 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "gemm_im2col"),
     (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
     (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "gemm_im2col"),
+    (((8, 128, 28, 28), (128, 128, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
     (((8, 64, 4, 4), (64, 64, 3, 3)), dict(padding=1), "forward", "gemm_windows"),
     (((8, 6, 12, 12), (16, 6, 5, 5)), {}, "forward", "gemm_windows"),
     (((1, 3, 32, 32), (32, 3, 3, 3)), dict(padding=1), "forward", "gemm_padded_planes"),
@@ -190,6 +191,8 @@ def test_chooser(shape, kw, pass_, name):
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "winograd_f4x3"),
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
     (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
+    (((8, 128, 28, 28), (128, 128, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
+    (((8, 256, 14, 14), (256, 256, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
     (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
     (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
     (((64, 3, 32, 32), (32, 3, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
@@ -310,13 +313,15 @@ def test_auto_winograd_error_at_most_4x_direct(shape, isa):
     ((4, 32, 20, 20), (32, 32, 3, 3)),
     ((2, 64, 30, 31), (32, 64, 3, 3)),
     ((8, 256, 7, 7), (64, 256, 3, 3)),
+    ((2, 128, 28, 28), (128, 128, 3, 3)),
 ])
-def test_winograd_grad_weight_error_and_auto(shape, layout, isa):
-    """Winograd's weight gradient errs more than the 4x of direct summation that "auto" allows
-    (3.6-6.1x measured), so "auto" keeps the GEMMs; forced, it stays within 8x."""
+def test_winograd_grad_weight_error_at_most_4x_direct(shape, layout, isa):
+    """The same contract for the weight gradient (its products sum in double: 0.35-1.4x measured;
+    in float32 they erred up to 6x), forced or where "auto" picks it (128 channels, 28x28)."""
     xs, ws = shape
     kw = dict(padding=1)
-    assert chosen(xs, ws, kw, "grad_weight", layout=layout) != "winograd_f4x3"
+    picks = isa != "scalar" and min(xs[1], ws[0]) >= 128
+    assert (chosen(xs, ws, kw, "grad_weight", layout=layout) == "winograd_f4x3") == picks
     rng = np.random.default_rng(sum(xs) + sum(ws))
     x = rng.uniform(-1, 1, xs).astype(np.float32)
     w = rng.uniform(-1, 1, ws).astype(np.float32)
@@ -328,7 +333,7 @@ def test_winograd_grad_weight_error_and_auto(shape, layout, isa):
     direct = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm="gemm_im2col", **kw)[1]
     args = (nhwc(dy), nhwc(x), nhwc(w)) if layout == "nhwc" else (dy, x, w)
     got = convforge.conv2d_backward(*args, output_mask=mask, algorithm="winograd_f4x3", **kw)[1]
-    assert np.max(np.abs(got - expected)) <= 8 * np.max(np.abs(direct - expected))
+    assert np.max(np.abs(got - expected)) <= 4 * np.max(np.abs(direct - expected))
 
 
 def specials(shape, seed):

@@ -112,7 +112,7 @@ namespace convforge::cpu::conv::winograd {
   bool winograd_f4x3_weight__##isa(const float*, const Taps&, int64_t, float*, int64_t, int64_t);   \
   float winograd_f4x3_grad_output__##isa(const float*, const Plane&, const Block&, float*, int64_t,  \
                                          int64_t, float*);                                         \
-  void winograd_f4x3_weight_grad__##isa(const float*, int64_t, int64_t, float*, const Taps&);       \
+  void winograd_f4x3_weight_grad__##isa(const double*, int64_t, int64_t, float*, const Taps&);      \
   float winograd_f4x3_input_tile__##isa(const float*, const Plane&, int64_t, int64_t, int64_t, float*, \
                                         int64_t);                                                 \
   void winograd_f4x3_output_tile__##isa(const float*, int64_t, int64_t, const float*, float*, const Plane&, \

@@ -177,12 +177,20 @@ const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true)
   return kIm2col;
 }
 
-// Winograd's weight gradient (1.2-2.6x faster than the im2col GEMMs from 16 channels) is not
-// chosen: its float32 error is 3.6-6.1x that of direct summation on uniform data (16-256
-// channels, 7x7 to 56x56 images), above the 4x that "auto" allows. algorithm="winograd_f4x3"
-// still runs it.
-const Algorithm& auto_grad_weight(const Conv2dParams& p) {
+// Winograd's weight gradient transforms both the input and grad_output, and its products run in
+// double (for accuracy: winograd_f4x3.cpp), so it needs many channels and tiles: over the im2col
+// GEMMs, either layout, 1.2-1.3x at 128 channels on 28x28 outputs, 1.55-1.6x at 256 on 56x56;
+// parity at 64 channels or 256 on 14x14, 0.75-0.9x at 32 channels or 512 on 7x7.
+bool prefers_winograd_grad_weight(const Conv2dParams& p) {
+  constexpr int64_t kMinChannels = 128, kMinPixels = 28 * 28;
+  return prefers_winograd(p) && p.c_in / p.groups >= kMinChannels && p.c_out / p.groups >= kMinChannels &&
+         p.out_h * p.out_w >= kMinPixels;
+}
+
+const Algorithm& auto_grad_weight(const Conv2dParams& p, bool allow_winograd = true) {
   if (p.c_in == p.groups) return p.channels_last ? kNhwcDirect : kDirect;
+  if (allow_winograd && winograd_f4x3_applies(p, Pass::grad_weight) && prefers_winograd_grad_weight(p))
+    return kWinograd;
   return p.channels_last ? kNhwcIm2col : kIm2col;
 }
 
@@ -249,7 +257,7 @@ Choice choose(const Conv2dParams& p, Pass pass, const char* forced) {
 }
 
 const Algorithm& fallback(const Conv2dParams& p, Pass pass) {
-  return pass == Pass::forward ? auto_forward(p, false) : auto_grad_weight(p);
+  return pass == Pass::forward ? auto_forward(p, false) : auto_grad_weight(p, false);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -128,8 +128,9 @@ struct Taps {
   int64_t pair_stride, tap_stride;
 };
 // dW = G^T dU G (the adjoint of the weight transform) for `count` channel pairs: value e of pair
-// i at du[e * e_stride + i]; pair i's 3x3 gradient to dw as `taps` says.
-using WeightGradTransform = void (*)(const float* du, int64_t e_stride, int64_t count, float* dw,
+// i at du[e * e_stride + i]; pair i's 3x3 gradient to dw as `taps` says. In double: dU's values
+// are large next to the gradient they cancel down to.
+using WeightGradTransform = void (*)(const double* du, int64_t e_stride, int64_t count, float* dw,
                                      const Taps& taps);
 // U = G g G^T for the 3x3 kernels g of `count` channel pairs (laid out as `taps` says), into
 // u[e * e_stride + i * stride] for pair i. Returns false if a weight is NaN or infinite.

@@ -38,36 +38,36 @@ struct OutputMatrix {  // A^T
 };
 
 // M[R][C] * x, folded at compile time; -0.0 is the exact neutral element of +.
-template <typename M, int R, int C>
-inline float term(float x) {
-  constexpr float k = M::at(R, C);
-  if constexpr (k == 0.0f)
-    return -0.0f;
-  else if constexpr (k == 1.0f)
+template <typename M, int R, int C, typename T>
+inline T term(T x) {
+  constexpr T k = T(M::at(R, C));
+  if constexpr (k == T(0))
+    return T(-0.0);
+  else if constexpr (k == T(1))
     return x;
-  else if constexpr (k == -1.0f)
+  else if constexpr (k == T(-1))
     return -x;
   else
     return k * x;
 }
 
-template <typename M, int R, int... C>
-inline float dot(const float* const* src, int64_t t, std::integer_sequence<int, C...>) {
-  return (-0.0f + ... + term<M, R, C>(src[C][t]));
+template <typename M, int R, typename T, int... C>
+inline T dot(const T* const* src, int64_t t, std::integer_sequence<int, C...>) {
+  return (T(-0.0) + ... + term<M, R, C>(src[C][t]));
 }
 
 // dst[R][t] = sum_C M[R][C] * src[C][t] for t < n, one output row of M at a time.
-template <typename M, int R>
-inline void apply_row(const float* const* src, float* dst, int64_t n) {
+template <typename M, int R, typename T>
+inline void apply_row(const T* const* src, T* dst, int64_t n) {
 #pragma omp simd
   for (int64_t t = 0; t < n; ++t) dst[t] = dot<M, R>(src, t, std::make_integer_sequence<int, M::cols>{});
 }
-template <typename M, int... R>
-inline void apply_rows(const float* const* src, float* const* dst, int64_t n, std::integer_sequence<int, R...>) {
+template <typename M, typename T, int... R>
+inline void apply_rows(const T* const* src, T* const* dst, int64_t n, std::integer_sequence<int, R...>) {
   (apply_row<M, R>(src, dst[R], n), ...);
 }
-template <typename M>
-inline void apply(const float* const* src, float* const* dst, int64_t n) {
+template <typename M, typename T>
+inline void apply(const T* const* src, T* const* dst, int64_t n) {
   apply_rows<M>(src, dst, n, std::make_integer_sequence<int, M::rows>{});
 }
 
@@ -229,27 +229,27 @@ inline float grad_output_block(const float* dy, const Plane& out, const Block& b
 
 // dW = G^T dU G for `count` channel pairs: value e of pair i at du[e * e_stride + i], the pair's
 // 3x3 gradient to dw as `taps` says.
-inline void weight_grad(const float* du, int64_t e_stride, int64_t count, float* dw, const Taps& taps) {
+inline void weight_grad(const double* du, int64_t e_stride, int64_t count, float* dw, const Taps& taps) {
   constexpr int64_t kChunk = 64;
-  float t3[3 * kIn][kChunk], w9[9][kChunk];
+  double t3[3 * kIn][kChunk], w9[9][kChunk];
   for (int64_t i0 = 0; i0 < count; i0 += kChunk) {
     const int64_t n = count - i0 < kChunk ? count - i0 : kChunk;
     for (int j = 0; j < kIn; ++j) {  // t3[a][j] = sum_i G^T[a][i] dU[i][j]
-      const float* src[kIn];
-      float* dst[3];
+      const double* src[kIn];
+      double* dst[3];
       for (int i = 0; i < kIn; ++i) src[i] = du + (i * kIn + j) * e_stride + i0;
       for (int a = 0; a < 3; ++a) dst[a] = t3[a * kIn + j];
       apply<WeightGradMatrix>(src, dst, n);
     }
     for (int a = 0; a < 3; ++a) {  // dw[a][b] = sum_j t3[a][j] G^T[b][j]
-      const float* src[kIn];
-      float* dst[3];
+      const double* src[kIn];
+      double* dst[3];
       for (int j = 0; j < kIn; ++j) src[j] = t3[a * kIn + j];
       for (int c = 0; c < 3; ++c) dst[c] = w9[a * 3 + c];
       apply<WeightGradMatrix>(src, dst, n);
     }
     for (int64_t i = 0; i < n; ++i)
-      for (int e = 0; e < 9; ++e) dw[(i0 + i) * taps.pair_stride + e * taps.tap_stride] = w9[e][i];
+      for (int e = 0; e < 9; ++e) dw[(i0 + i) * taps.pair_stride + e * taps.tap_stride] = float(w9[e][i]);
   }
 }
 
@@ -416,7 +416,7 @@ inline float grad_output_tile_nhwc(const float* dy, const Plane& out, int64_t oh
                                          int64_t es, int64_t ps, float* s) {                      \
     return grad_output_block(dy, out, b, z, es, ps, s);                                           \
   }                                                                                               \
-  void winograd_f4x3_weight_grad__##isa(const float* du, int64_t es, int64_t count, float* dw,     \
+  void winograd_f4x3_weight_grad__##isa(const double* du, int64_t es, int64_t count, float* dw,    \
                                          const Taps& taps) {                                      \
     weight_grad(du, es, count, dw, taps);                                                         \
   }                                                                                               \
