@@ -353,8 +353,7 @@ Workspace winograd_f4x3_workspace(const Conv2dParams& p, Pass pass, int threads)
     const Plan s = grad_weight_plan(p);
     const int64_t ld = chunk_blocks(s) * s.block;
     const int64_t floats = kTaps * (s.cig + s.cog) * ld;  // V, Z
-    const int64_t per_thread = std::max(s.run_floats() + s.transform_floats(), s.cog * s.cig);  // or a partial dU_e
-    return {sizeof(double) * kTaps * s.cog * s.cig + f * floats, f * per_thread, 0};
+    return {sizeof(double) * kTaps * s.cog * s.cig + f * floats, f * (s.run_floats() + s.transform_floats()), 0};
   }
   const Plan s = plan(p, threads);
   return {f * p.groups * s.u_floats(), f * s.item_floats(), 0};

@@ -337,24 +337,30 @@ inline void store_lanes(float* p, VF v, int64_t n) {
   for (int64_t l = 0; l < n; ++l) p[l] = v[l];
 }
 
-inline float input_tile_nhwc(const float* x, const Plane& in, int64_t ih0, int64_t iw0, int64_t count, float* v,
+// M d M^T of the side x side patch (side = M::cols; zero outside the plane) at row r0, column c0
+// of `count` channels from x, to v[e * e_stride + c] (e over the M::rows x M::rows result): the
+// input transform (M = B^T, 6x6 patches) and the grad_output transform (M = A, 4x4 patches).
+// Returns the sum of the values read.
+template <typename M>
+inline float patch_tile_nhwc(const float* x, const Plane& plane, int64_t r0, int64_t c0, int64_t count, float* v,
                              int64_t e_stride) {
+  constexpr int S = M::cols, R = M::rows;
   VF total = splat(0.0f);
-  for (int64_t c0 = 0; c0 < count; c0 += kLanes) {
-    const int64_t n = count - c0 < kLanes ? count - c0 : kLanes;
-    VF d[kTaps], t[kTaps];
-    for (int r = 0; r < kIn; ++r) {
-      const int64_t ih = ih0 + r;
-      for (int c = 0; c < kIn; ++c) {
-        const int64_t iw = iw0 + c;
-        const bool inside = ih >= 0 && ih < in.h && iw >= 0 && iw < in.w;
-        d[r * kIn + c] = inside ? load_lanes(x + ih * in.row_stride + iw * in.pixel_stride + c0, n) : splat(0.0f);
-        total += d[r * kIn + c];
+  for (int64_t ch = 0; ch < count; ch += kLanes) {
+    const int64_t n = count - ch < kLanes ? count - ch : kLanes;
+    VF d[S * S], t[S * R], z[R * R];
+    for (int a = 0; a < S; ++a) {
+      const int64_t row = r0 + a;
+      for (int b = 0; b < S; ++b) {
+        const int64_t col = c0 + b;
+        const bool inside = row >= 0 && row < plane.h && col >= 0 && col < plane.w;
+        d[a * S + b] = inside ? load_lanes(x + row * plane.row_stride + col * plane.pixel_stride + ch, n) : splat(0.0f);
+        total += d[a * S + b];
       }
     }
-    for (int r = 0; r < kIn; ++r) vapply<InputMatrix>(d + r * kIn, 1, t + r * kIn, 1);  // along the columns
-    for (int j = 0; j < kIn; ++j) vapply<InputMatrix>(t + j, kIn, d + j, kIn);          // along the rows
-    for (int e = 0; e < kTaps; ++e) store_lanes(v + e * e_stride + c0, d[e], n);
+    for (int a = 0; a < S; ++a) vapply<M>(d + a * S, 1, t + a * R, 1);  // along the columns
+    for (int j = 0; j < R; ++j) vapply<M>(t + j, R, z + j, R);          // along the rows
+    for (int e = 0; e < R * R; ++e) store_lanes(v + e * e_stride + ch, z[e], n);
   }
   return VecF::sum(total);
 }
@@ -372,26 +378,6 @@ inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, co
       for (int b = 0; b < kOut && ow0 + b < out.w; ++b)
         store_lanes(y + (oh0 + a) * out.row_stride + (ow0 + b) * out.pixel_stride + c0, yt[a * kOut + b] + vb, n);
   }
-}
-
-inline float grad_output_tile_nhwc(const float* dy, const Plane& out, int64_t oh0, int64_t ow0, int64_t count,
-                                   float* z, int64_t e_stride) {
-  VF total = splat(0.0f);
-  for (int64_t c0 = 0; c0 < count; c0 += kLanes) {
-    const int64_t n = count - c0 < kLanes ? count - c0 : kLanes;
-    VF d[kOut * kOut], t[kOut * kIn], zt[kTaps];
-    for (int a = 0; a < kOut; ++a)
-      for (int b = 0; b < kOut; ++b) {
-        const int64_t oh = oh0 + a, ow = ow0 + b;
-        const bool inside = oh < out.h && ow < out.w;
-        d[a * kOut + b] = inside ? load_lanes(dy + oh * out.row_stride + ow * out.pixel_stride + c0, n) : splat(0.0f);
-        total += d[a * kOut + b];
-      }
-    for (int a = 0; a < kOut; ++a) vapply<GradOutputMatrix>(d + a * kOut, 1, t + a * kIn, 1);  // along the columns
-    for (int j = 0; j < kIn; ++j) vapply<GradOutputMatrix>(t + j, kIn, zt + j, kIn);          // along the rows
-    for (int e = 0; e < kTaps; ++e) store_lanes(z + e * e_stride + c0, zt[e], n);
-  }
-  return VecF::sum(total);
 }
 
 }  // namespace
@@ -422,7 +408,7 @@ inline float grad_output_tile_nhwc(const float* dy, const Plane& out, int64_t oh
   }                                                                                               \
   float winograd_f4x3_input_tile__##isa(const float* x, const Plane& in, int64_t ih0, int64_t iw0, \
                                         int64_t count, float* v, int64_t es) {                    \
-    return input_tile_nhwc(x, in, ih0, iw0, count, v, es);                                        \
+    return patch_tile_nhwc<InputMatrix>(x, in, ih0, iw0, count, v, es);                          \
   }                                                                                               \
   void winograd_f4x3_output_tile__##isa(const float* m, int64_t es, int64_t count, const float* bias, \
                                         float* y, const Plane& out, int64_t oh0, int64_t ow0) {   \
@@ -430,6 +416,6 @@ inline float grad_output_tile_nhwc(const float* dy, const Plane& out, int64_t oh
   }                                                                                               \
   float winograd_f4x3_grad_output_tile__##isa(const float* dy, const Plane& out, int64_t oh0, int64_t ow0, \
                                               int64_t count, float* z, int64_t es) {              \
-    return grad_output_tile_nhwc(dy, out, oh0, ow0, count, z, es);                                \
+    return patch_tile_nhwc<GradOutputMatrix>(dy, out, oh0, ow0, count, z, es);                    \
   }                                                                                               \
   }
