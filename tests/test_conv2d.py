@@ -375,6 +375,20 @@ def test_deterministic(case, threads):
             assert np.array_equal(a, c)
 
 
+def test_nhwc_grad_bias_split_over_threads(threads):
+    """NHWC grad_bias large enough to be split over the threads: the float64 sum, same bits."""
+    x, w, _ = make((4, 2, 48, 48), (64, 2, 1, 1), np.float32, "bias_split")
+    dy = random((4, 64, 48, 48), np.float32, "dy")
+    expected = dy.astype(np.float64).sum(axis=(0, 2, 3))
+    results = []
+    for n_threads in (1, 2, 3):
+        threads(n_threads)
+        results.append(convforge.conv2d_backward(nhwc(dy), nhwc(x), nhwc(w), output_mask=(False, False, True))[2])
+    assert_close(results[0], expected, np.abs(dy).astype(np.float64).sum(axis=(0, 2, 3)), 4 * 48 * 48)
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: a clear error naming the argument.
 

@@ -182,9 +182,9 @@ inline void pack_transpose(const T* s, int64_t js, int64_t kc, int64_t w, T* dst
 // dst[p*W + j] = src(p, j) for p < kc, j < w (w <= W), zero for j >= w. src(p, j) = s[p*ps + j*js].
 template <int W, typename T>
 inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w, T* dst) {
-  if (w == W && js == 1) {  // contiguous rows of W: a straight copy
-    for (int64_t p = 0; p < kc; ++p, s += ps, dst += W)
-      for (int j = 0; j < W; ++j) dst[j] = s[j];
+  if (w == W && js == 1) {  // contiguous rows of W: a straight copy (memcpy: a plain loop may
+                            // alias, and the compiler then copies one element at a time)
+    for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) std::memcpy(dst, s, sizeof(T) * W);
   } else if (ps == 1) {  // contiguous along p: walk each source line once (a transpose)
     if (w < W)
       for (int64_t p = 0; p < kc; ++p)
@@ -192,8 +192,8 @@ inline void pack_panel(const T* s, int64_t ps, int64_t js, int64_t kc, int64_t w
     pack_transpose<W>(s, js, kc, w, dst);
   } else if (js == 1) {  // a narrow last panel: zero the row (a fixed-length loop), then copy
     for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {
-      for (int j = 0; j < W; ++j) dst[j] = T(0);
-      for (int64_t j = 0; j < w; ++j) dst[j] = s[j];
+      std::memcpy(dst, s, sizeof(T) * w);
+      for (int j = int(w); j < W; ++j) dst[j] = T(0);
     }
   } else {
     for (int64_t p = 0; p < kc; ++p, s += ps, dst += W) {

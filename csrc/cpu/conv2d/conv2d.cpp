@@ -2,7 +2,7 @@
 // it with one scratch arena sized from what that algorithm declares. The algorithms read the
 // weight in the activations' layout (OIHW for NCHW, OHWI for NHWC); a weight given in the other
 // one is converted here, into the head of the arena (it is small next to the activations).
-#include <vector>
+#include <algorithm>
 
 #include "core/parallel.h"
 #include "core/scratch.h"
@@ -89,19 +89,26 @@ void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
 template <typename T>
 void grad_bias(const Conv2dParams& p, const T* dy, T* db) {
   const int64_t ohw = p.out_h * p.out_w;
-  if (p.channels_last) {  // rows of c_out: blocks of rows summed along the channels, then added
+  if (p.channels_last) {
+    // Rows of c_out: blocks of rows summed along the channels (in parallel, into the arena), then
+    // the blocks' sums added in order, so the bits do not depend on the thread count.
     constexpr int64_t kBlock = 64;
-    const int64_t rows = p.n * ohw;
-    std::vector<T> partial(p.c_out);
-    T* block = partial.data();
-    std::fill(db, db + p.c_out, T(0));
-    for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-      std::fill(block, block + p.c_out, T(0));
-      for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r) {
-        const T* row = dy + r * p.c_out;
+    const int64_t rows = p.n * ohw, blocks = (rows + kBlock - 1) / kBlock;
+    T* partial = reinterpret_cast<T*>(arena_memory(sizeof(T) * blocks * p.c_out));
+    parallel_for(blocks, threads_for(double(rows) * p.c_out, 1 << 18), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        T* block = partial + b * p.c_out;
+        std::fill(block, block + p.c_out, T(0));
+        for (int64_t r = b * kBlock; r < std::min(rows, (b + 1) * kBlock); ++r) {
+          const T* row = dy + r * p.c_out;
 #pragma omp simd
-        for (int64_t co = 0; co < p.c_out; ++co) block[co] += row[co];
+          for (int64_t co = 0; co < p.c_out; ++co) block[co] += row[co];
+        }
       }
+    });
+    std::fill(db, db + p.c_out, T(0));
+    for (int64_t b = 0; b < blocks; ++b) {
+      const T* block = partial + b * p.c_out;
 #pragma omp simd
       for (int64_t co = 0; co < p.c_out; ++co) db[co] += block[co];
     }

@@ -9,6 +9,8 @@
 //   grad_weight  dW_g (cog x k) = dY_g^T * im2col(x_g), or its transpose where that fills the
 //                register tiles better, the GEMM's depth running over the pixels of a slice of the
 //                batch (sliced_grad_weight).
+#include <vector>
+
 #include "cpu/conv2d/gemm_common.h"
 
 namespace convforge::cpu::conv {
@@ -137,21 +139,50 @@ inline bool pointwise(const Conv2dParams& p) {
 }
 
 // Panels whose rows are pieces of im2col rows, for the columns [k0, k0 + nk) (panels `width`
-// wide, the last zero-padded) and the pixels [q, q + count): dst[panel][pixel][width]. Each
-// pixel's piece of its row is gathered once, into `row` (nk values), then cut into the panels.
+// wide, the last zero-padded) and the pixels [q, q + count): dst[panel][pixel][width]. Where each
+// kernel row is one run of kw * cig values (dilation_w 1, one group), a pixel whose whole window
+// lies inside the input copies its runs straight into the panels, cut where a panel ends (the
+// cuts are the same for every such pixel); any other pixel's piece of its row is gathered once,
+// into `row` (nk values), then cut into the panels.
 template <typename T>
 void pack_im2col_pieces(const Conv2dParams& p, int64_t cig, const T* xg, int64_t q, int64_t count, int64_t k0,
                         int64_t nk, int64_t width, T* dst, T* row) {
   const Column k(p, cig, k0);
   const int64_t panel = width * count;
+  struct Cut {
+    int64_t src, dst, len;  // src: from the window's first value; dst: from the pixel's first panel row
+  };
+  std::vector<Cut> cuts;
+  const int64_t row_len = p.kw * cig;
+  const bool runs = p.dilation_w == 1 && cig == p.c_in;
+  for (int64_t t = k0; runs && t < k0 + nk;) {
+    const int64_t v = t - k0, off = t % row_len;
+    const int64_t len = std::min({row_len - off, width - v % width, k0 + nk - t});
+    cuts.push_back({t / row_len * p.dilation_h * p.w * p.c_in + off, v / width * panel + v % width, len});
+    t += len;
+  }
+  const int64_t last_panel = (nk - 1) / width * panel, used = nk - (nk - 1) / width * width;
   Pixel px(p, q);
   for (int64_t r = 0; r < count; ++r, px.next(p)) {
-    im2col_row(p, cig, xg, px, k, nk, row);
     T* d = dst + r * width;
+    const int64_t ih0 = px.oh * p.stride_h - p.pad_h, iw0 = px.ow * p.stride_w - p.pad_w;
+    if (runs && ih0 >= 0 && ih0 + (p.kh - 1) * p.dilation_h < p.h && iw0 >= 0 && iw0 + p.kw <= p.w) {
+      const T* window = xg + ((px.n * p.h + ih0) * p.w + iw0) * p.c_in;
+      for (const Cut& cut : cuts) {
+        const T* src = window + cut.src;
+        T* out = d + cut.dst;
+#pragma omp simd
+        for (int64_t t = 0; t < cut.len; ++t) out[t] = src[t];
+      }
+      for (int64_t t = used; t < width; ++t) d[last_panel + t] = T(0);
+      continue;
+    }
+    im2col_row(p, cig, xg, px, k, nk, row);
     int64_t t0 = 0;
     for (; t0 + width <= nk; t0 += width, d += panel) std::memcpy(d, row + t0, sizeof(T) * width);
     if (t0 < nk) {
-      for (int64_t t = 0; t < width; ++t) d[t] = t0 + t < nk ? row[t0 + t] : T(0);
+      std::memcpy(d, row + t0, sizeof(T) * (nk - t0));
+      for (int64_t t = nk - t0; t < width; ++t) d[t] = T(0);
     }
   }
 }
