@@ -42,7 +42,10 @@ ALL_CASES = {**CASES, **{"winograd_" + k: v for k, v in WINOGRAD_CASES.items()}}
 LAYOUTS = ("nchw", "nhwc")
 # The algorithms with grad_weight loops of their own; every forward also serves grad_input (as the
 # flipped-weight forward, stride 1).
-GRAD_WEIGHT_ALGORITHMS = ("direct", "winograd_f4x3", "gemm_im2col", "nhwc_direct", "nhwc_gemm_im2col")
+GRAD_WEIGHT_ALGORITHMS = ("direct", "winograd_f4x3", "winograd_f2x3", "gemm_im2col", "nhwc_direct",
+                          "nhwc_gemm_im2col")
+GRAD_WEIGHT_ONLY = ("winograd_f2x3",)
+WINOGRAD = ("winograd_f4x3", "winograd_f2x3")
 
 
 def nhwc(a):
@@ -82,6 +85,8 @@ def test_every_algorithm_has_cases():
         for pass_ in PASSES:
             if pass_ == "grad_weight" and name not in GRAD_WEIGHT_ALGORITHMS:
                 continue
+            if pass_ != "grad_weight" and name in GRAD_WEIGHT_ONLY:
+                continue
             assert any(a == name and p == pass_ for a, _, p, _, _ in GRID), (name, pass_)
 
 
@@ -107,7 +112,7 @@ def test_forced_algorithm(algorithm, case, pass_, dtype, layout, isa):
     # NHWC arrays; the weight OHWI in every other case, else OIHW (converted by the entry point).
     weight_nhwc = layout == "nhwc" and list(ALL_CASES).index(case) % 2 == 0
     xin, win = (nhwc(x), nhwc(w) if weight_nhwc else w) if layout == "nhwc" else (x, w)
-    if algorithm != "winograd_f4x3":
+    if algorithm not in WINOGRAD:
         if pass_ == "forward":
             got = convforge.conv2d(xin, win, b, algorithm=algorithm, **kw)
             assert in_layout(got, layout)
@@ -189,10 +194,13 @@ def test_chooser(shape, kw, pass_, name):
     (((8, 64, 28, 28), (16, 64, 1, 1)), {}, "grad_weight", "nhwc_gemm_im2col"),
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
     (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_input", "winograd_f4x3"),
-    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
+    (((1, 64, 56, 56), (64, 64, 3, 3)), dict(padding=1), "grad_weight", "winograd_f2x3"),
     (((8, 16, 32, 32), (16, 16, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
-    (((8, 128, 28, 28), (128, 128, 3, 3)), dict(padding=1), "grad_weight", "winograd_f4x3"),
-    (((8, 256, 14, 14), (256, 256, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
+    (((64, 32, 16, 16), (64, 32, 3, 3)), dict(padding=1), "grad_weight", "nhwc_gemm_im2col"),
+    (((8, 128, 28, 28), (128, 128, 3, 3)), dict(padding=1), "grad_weight", "winograd_f2x3"),
+    (((8, 256, 14, 14), (256, 256, 3, 3)), dict(padding=1), "grad_weight", "winograd_f2x3"),
+    (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "grad_weight", "winograd_f2x3"),
+    (((8, 64, 56, 56), (64, 64, 3, 3)), dict(stride=2, padding=1), "grad_weight", "nhwc_gemm_im2col"),
     (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
     (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
     (((64, 3, 32, 32), (32, 3, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
@@ -240,7 +248,7 @@ def test_environment(env, expected):
 
 def test_info_lists_algorithms():
     assert convforge.info()["conv_algorithms"] == ALGORITHMS
-    assert set(ALGORITHMS) == {"direct", "winograd_f4x3", "gemm_pointwise", "gemm_padded_planes", "gemm_windows",
+    assert set(ALGORITHMS) == {"direct", "winograd_f4x3", "winograd_f2x3", "gemm_pointwise", "gemm_padded_planes", "gemm_windows",
                                "gemm_im2col", "nhwc_direct", "nhwc_gemm_pointwise", "nhwc_gemm_windows",
                                "nhwc_gemm_im2col"}
 
@@ -256,6 +264,10 @@ W = np.zeros((6, 4, 3, 3), np.float32)
     (lambda: convforge.conv2d(X.astype(np.float64), W.astype(np.float64), algorithm="winograd_f4x3"),
      ValueError, "float32"),
     (lambda: convforge.conv2d(X, W, algorithm="gemm_pointwise"), ValueError, "1x1"),
+    (lambda: convforge.conv2d(nhwc(X), nhwc(W), algorithm="winograd_f2x3"), ValueError, "grad_weight"),
+    (lambda: convforge.conv2d_backward(np.zeros((2, 6, 6, 6), np.float32), X, W,
+                                       output_mask=(False, True, False), algorithm="winograd_f2x3"),
+     ValueError, "NHWC"),
     (lambda: convforge.conv2d_backward(np.zeros((2, 6, 3, 3), np.float32), X, W, stride=2,
                                        output_mask=(False, True, False), algorithm="winograd_f4x3"),
      ValueError, "grad_weight"),
@@ -308,20 +320,26 @@ def test_auto_winograd_error_at_most_4x_direct(shape, isa):
     assert err <= 4 * direct_error(x, w, None, dict(padding=1), expected)
 
 
-@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("algorithm,layout", [("winograd_f4x3", "nchw"), ("winograd_f4x3", "nhwc"),
+                                              ("winograd_f2x3", "nhwc")])
 @pytest.mark.parametrize("shape", [
     ((4, 32, 20, 20), (32, 32, 3, 3)),
     ((2, 64, 30, 31), (32, 64, 3, 3)),
+    ((2, 64, 17, 18), (64, 64, 3, 3)),
     ((8, 256, 7, 7), (64, 256, 3, 3)),
     ((2, 128, 28, 28), (128, 128, 3, 3)),
 ])
-def test_winograd_grad_weight_error_at_most_4x_direct(shape, layout, isa):
-    """The same contract for the weight gradient (its products sum in double: 0.35-1.4x measured;
-    in float32 they erred up to 6x), forced or where "auto" picks it (128 channels, 28x28)."""
+def test_winograd_grad_weight_error_at_most_4x_direct(shape, algorithm, layout, isa):
+    """The same contract for the weight gradient, forced or where "auto" picks it: F(4x4, 3x3)'s
+    products sum in double (0.35-1.4x measured; in float32 they erred up to 6x), picked from 128
+    channels on 28x28 (NCHW); F(2x2, 3x3)'s sum in float32 (NHWC), picked from 64 x 64 channels."""
     xs, ws = shape
     kw = dict(padding=1)
-    picks = isa != "scalar" and min(xs[1], ws[0]) >= 128
-    assert (chosen(xs, ws, kw, "grad_weight", layout=layout) == "winograd_f4x3") == picks
+    if algorithm == "winograd_f2x3":
+        picks = isa != "scalar" and xs[1] * ws[0] >= 64 * 64
+    else:
+        picks = isa != "scalar" and layout == "nchw" and min(xs[1], ws[0]) >= 128
+    assert (chosen(xs, ws, kw, "grad_weight", layout=layout) == algorithm) == picks
     rng = np.random.default_rng(sum(xs) + sum(ws))
     x = rng.uniform(-1, 1, xs).astype(np.float32)
     w = rng.uniform(-1, 1, ws).astype(np.float32)
@@ -332,7 +350,7 @@ def test_winograd_grad_weight_error_at_most_4x_direct(shape, layout, isa):
     mask = (False, True, False)
     direct = convforge.conv2d_backward(dy, x, w, output_mask=mask, algorithm="gemm_im2col", **kw)[1]
     args = (nhwc(dy), nhwc(x), nhwc(w)) if layout == "nhwc" else (dy, x, w)
-    got = convforge.conv2d_backward(*args, output_mask=mask, algorithm="winograd_f4x3", **kw)[1]
+    got = convforge.conv2d_backward(*args, output_mask=mask, algorithm=algorithm, **kw)[1]
     assert np.max(np.abs(got - expected)) <= 4 * np.max(np.abs(direct - expected))
 
 
@@ -364,10 +382,14 @@ def test_winograd_nan_inf_as_torch(where, layout):
     gx = convforge.conv2d_backward(cdy, cx, cw, padding=1, output_mask=(True, False, False))[0]
     gw = convforge.conv2d_backward(cdy, cx, cw, padding=1, output_mask=(False, True, False),
                                    algorithm="winograd_f4x3")[1]
+    grads_w = [gw]
+    if layout == "nhwc":
+        grads_w.append(convforge.conv2d_backward(cdy, cx, cw, padding=1, output_mask=(False, True, False),
+                                                 algorithm="winograd_f2x3")[1])
     tx, tw = torch.tensor(x).double().requires_grad_(), torch.tensor(w).double().requires_grad_()
     ty = torch.nn.functional.conv2d(tx, tw, padding=1)
     ty.backward(torch.tensor(dy).double())
-    for got, want in ((y, ty.detach().numpy()), (gx, tx.grad.numpy()), (gw, tw.grad.numpy())):
+    for got, want in ((y, ty.detach().numpy()), (gx, tx.grad.numpy()), *((g, tw.grad.numpy()) for g in grads_w)):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.where(np.isinf(want), want, 0), np.where(np.isinf(got), got, 0))
 
@@ -382,9 +404,13 @@ def test_winograd_deterministic(threads, layout):
     results = []
     for n in (1, 2, 3, 2, 1):
         threads(n)
-        results.append((convforge.conv2d(x, w, b, padding=1, algorithm="winograd_f4x3"),
-                        *convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(True, True, False),
-                                                   algorithm="winograd_f4x3")[:2]))
+        result = (convforge.conv2d(x, w, b, padding=1, algorithm="winograd_f4x3"),
+                  *convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(True, True, False),
+                                             algorithm="winograd_f4x3")[:2])
+        if layout == "nhwc":  # F(2x2, 3x3): 5 slices, taken whole by 2 threads, shared by 1 or 3
+            result += convforge.conv2d_backward(dy, x, w, padding=1, output_mask=(False, True, False),
+                                                algorithm="winograd_f2x3")[1:2]
+        results.append(result)
     for other in results[1:]:
         for a, c in zip(results[0], other):
             assert np.array_equal(a, c)

@@ -43,7 +43,10 @@ GemmKernel<T> with_blocking(GemmUkernel<T> ukernel, GemmWindowUkernel<T> window_
                      conv::winograd::winograd_f4x3_weight_grad__##isa,                            \
                      conv::winograd::winograd_f4x3_input_tile__##isa,                             \
                      conv::winograd::winograd_f4x3_output_tile__##isa,                            \
-                     conv::winograd::winograd_f4x3_grad_output_tile__##isa}
+                     conv::winograd::winograd_f4x3_grad_output_tile__##isa};                      \
+  r.winograd_f2x3 = {conv::winograd::f2x3::winograd_f2x3_input_tile__##isa,                        \
+                     conv::winograd::f2x3::winograd_f2x3_grad_output_tile__##isa,                  \
+                     conv::winograd::f2x3::winograd_f2x3_weight_grad__##isa}
 
 IsaKernels scalar_row() {
   IsaKernels r;

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "core/isa.h"
+#include "cpu/conv2d/winograd_f2x3.h"
 #include "cpu/conv2d/winograd_f4x3.h"
 #include "cpu/gemm.h"
 #include "ops.h"
@@ -125,6 +126,20 @@ CONVFORGE_DECLARE_WINOGRAD(avx512)
 #undef CONVFORGE_DECLARE_WINOGRAD
 }  // namespace convforge::cpu::conv::winograd
 
+// conv2d's Winograd F(2x2, 3x3) weight-gradient transforms (cpu/conv2d/winograd_f2x3_kernels.h).
+namespace convforge::cpu::conv::winograd::f2x3 {
+#define CONVFORGE_DECLARE_WINOGRAD_F2X3(isa)                                                      \
+  float winograd_f2x3_input_tile__##isa(const float*, const Plane&, int64_t, int64_t, int64_t, float*, \
+                                        int64_t);                                                 \
+  float winograd_f2x3_grad_output_tile__##isa(const float*, const Plane&, int64_t, int64_t, int64_t, float*, \
+                                              int64_t);                                           \
+  void winograd_f2x3_weight_grad__##isa(const float*, int64_t, int64_t, float*, const Taps&);
+CONVFORGE_DECLARE_WINOGRAD_F2X3(scalar)
+CONVFORGE_DECLARE_WINOGRAD_F2X3(avx2)
+CONVFORGE_DECLARE_WINOGRAD_F2X3(avx512)
+#undef CONVFORGE_DECLARE_WINOGRAD_F2X3
+}  // namespace convforge::cpu::conv::winograd::f2x3
+
 namespace convforge::cpu {
 
 struct IsaKernels {
@@ -157,6 +172,7 @@ struct IsaKernels {
   void (*conv2d_nhwc_depthwise_backward_weight)(const Conv2dParams&, const void*, const void*, void*,
                                                 void*, int64_t, int64_t, int64_t, int64_t) = nullptr;
   conv::winograd::Transforms winograd_f4x3 = {};
+  conv::winograd::f2x3::Transforms winograd_f2x3 = {};
 
   // FMA probe: one call of fma_chains runs iters rounds of fma_probe_flops FLOP each.
   double (*fma_chains)(int64_t iters, float a, float b) = nullptr;

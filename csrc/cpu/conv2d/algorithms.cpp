@@ -34,6 +34,9 @@ bool direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const vo
 void gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool winograd_f4x3_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+bool winograd_f2x3_applies(const Conv2dParams&, Pass);
+Workspace winograd_f2x3_workspace(const Conv2dParams&, Pass, int);
+bool winograd_f2x3_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 void nhwc_direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool nhwc_direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 void nhwc_gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
@@ -48,6 +51,9 @@ const Algorithm kDirect{"direct", "NCHW arrays; any problem forward; one input c
 const Algorithm kWinograd{"winograd_f4x3", "float32, a 3x3 kernel, stride 1 and dilation 1",
                           winograd_f4x3_applies, winograd_f4x3_workspace, winograd_f4x3_forward,
                           nullptr, winograd_f4x3_grad_weight, true};
+const Algorithm kWinogradF2{"winograd_f2x3", "NHWC float32 arrays, a 3x3 kernel, stride 1 and dilation 1 (grad_weight)",
+                            winograd_f2x3_applies, winograd_f2x3_workspace, nullptr, nullptr,
+                            winograd_f2x3_grad_weight, true};
 const Algorithm kPointwise{"gemm_pointwise", "NCHW arrays, a 1x1 kernel, stride 1 and no padding",
                            gemm_pointwise_applies, gemm_pointwise_workspace, gemm_pointwise_forward,
                            nullptr, nullptr};
@@ -71,7 +77,7 @@ const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc
 const Algorithm kNhwcWindows{"nhwc_gemm_windows", "NHWC arrays (forward)", nhwc_gemm_windows_applies,
                              nhwc_gemm_windows_workspace, nhwc_gemm_windows_forward, nullptr, nullptr};
 
-const Algorithm* const kList[] = {&kDirect, &kWinograd, &kPointwise, &kWindows, &kPaddedPlanes, &kIm2col,
+const Algorithm* const kList[] = {&kDirect, &kWinograd, &kWinogradF2, &kPointwise, &kWindows, &kPaddedPlanes, &kIm2col,
                                   &kNhwcDirect, &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
@@ -177,9 +183,9 @@ const Algorithm& auto_forward(const Conv2dParams& p, bool allow_winograd = true)
   return kIm2col;
 }
 
-// Winograd's weight gradient transforms both the input and grad_output, and its products run in
-// double (for accuracy: winograd_f4x3.cpp), so it needs many channels and tiles: over the im2col
-// GEMMs, either layout, 1.2-1.3x at 128 channels on 28x28 outputs, 1.55-1.6x at 256 on 56x56;
+// Winograd F(4x4, 3x3)'s weight gradient transforms both the input and grad_output, and its
+// products run in double (for accuracy: winograd_f4x3.cpp), so it needs many channels and tiles:
+// over the im2col GEMMs, 1.2-1.3x at 128 channels on 28x28 outputs, 1.55-1.6x at 256 on 56x56;
 // parity at 64 channels or 256 on 14x14, 0.75-0.9x at 32 channels or 512 on 7x7.
 bool prefers_winograd_grad_weight(const Conv2dParams& p) {
   constexpr int64_t kMinChannels = 128, kMinPixels = 28 * 28;
@@ -187,8 +193,20 @@ bool prefers_winograd_grad_weight(const Conv2dParams& p) {
          p.out_h * p.out_w >= kMinPixels;
 }
 
+// F(2x2, 3x3)'s weight gradient (NHWC, float32) moves 16 transformed values per tile and channel
+// through L2 for its 2.25x fewer multiplications, so the channel pairs must carry that traffic:
+// over nhwc_gemm_im2col, 1 thread, 1.2-1.5x at 64 x 64 channels, 1.5-1.8x at 128-512 (1.15x on 7x7);
+// 1.2x at 32 x 64 but below 1x at 2 threads, 0.8x at 16 x 16. Faster than F(4x4, 3x3) in double
+// on every NHWC layer measured.
+bool prefers_winograd_f2x3_grad_weight(const Conv2dParams& p) {
+  constexpr int64_t kMinChannelPairs = 64 * 64;
+  return prefers_winograd(p) && (p.c_in / p.groups) * (p.c_out / p.groups) >= kMinChannelPairs;
+}
+
 const Algorithm& auto_grad_weight(const Conv2dParams& p, bool allow_winograd = true) {
   if (p.c_in == p.groups) return p.channels_last ? kNhwcDirect : kDirect;
+  if (allow_winograd && winograd_f2x3_applies(p, Pass::grad_weight) && prefers_winograd_f2x3_grad_weight(p))
+    return kWinogradF2;
   if (allow_winograd && winograd_f4x3_applies(p, Pass::grad_weight) && prefers_winograd_grad_weight(p))
     return kWinograd;
   return p.channels_last ? kNhwcIm2col : kIm2col;

@@ -227,26 +227,28 @@ inline float grad_output_block(const float* dy, const Plane& out, const Block& b
   return sum;
 }
 
-// dW = G^T dU G for `count` channel pairs: value e of pair i at du[e * e_stride + i], the pair's
-// 3x3 gradient to dw as `taps` says.
-inline void weight_grad(const double* du, int64_t e_stride, int64_t count, float* dw, const Taps& taps) {
+// dW = G^T dU G for `count` channel pairs (GT = G^T, 3 x In): value e of pair i at du[e * e_stride + i],
+// the pair's 3x3 gradient to dw as `taps` says.
+template <typename GT, typename T>
+inline void weight_grad(const T* du, int64_t e_stride, int64_t count, float* dw, const Taps& taps) {
+  constexpr int In = GT::cols;
   constexpr int64_t kChunk = 64;
-  double t3[3 * kIn][kChunk], w9[9][kChunk];
+  T t3[3 * In][kChunk], w9[9][kChunk];
   for (int64_t i0 = 0; i0 < count; i0 += kChunk) {
     const int64_t n = count - i0 < kChunk ? count - i0 : kChunk;
-    for (int j = 0; j < kIn; ++j) {  // t3[a][j] = sum_i G^T[a][i] dU[i][j]
-      const double* src[kIn];
-      double* dst[3];
-      for (int i = 0; i < kIn; ++i) src[i] = du + (i * kIn + j) * e_stride + i0;
-      for (int a = 0; a < 3; ++a) dst[a] = t3[a * kIn + j];
-      apply<WeightGradMatrix>(src, dst, n);
+    for (int j = 0; j < In; ++j) {  // t3[a][j] = sum_i G^T[a][i] dU[i][j]
+      const T* src[In];
+      T* dst[3];
+      for (int i = 0; i < In; ++i) src[i] = du + (i * In + j) * e_stride + i0;
+      for (int a = 0; a < 3; ++a) dst[a] = t3[a * In + j];
+      apply<GT>(src, dst, n);
     }
     for (int a = 0; a < 3; ++a) {  // dw[a][b] = sum_j t3[a][j] G^T[b][j]
-      const double* src[kIn];
-      double* dst[3];
-      for (int j = 0; j < kIn; ++j) src[j] = t3[a * kIn + j];
+      const T* src[In];
+      T* dst[3];
+      for (int j = 0; j < In; ++j) src[j] = t3[a * In + j];
       for (int c = 0; c < 3; ++c) dst[c] = w9[a * 3 + c];
-      apply<WeightGradMatrix>(src, dst, n);
+      apply<GT>(src, dst, n);
     }
     for (int64_t i = 0; i < n; ++i)
       for (int e = 0; e < 9; ++e) dw[(i0 + i) * taps.pair_stride + e * taps.tap_stride] = float(w9[e][i]);
@@ -404,7 +406,7 @@ inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, co
   }                                                                                               \
   void winograd_f4x3_weight_grad__##isa(const double* du, int64_t es, int64_t count, float* dw,    \
                                          const Taps& taps) {                                      \
-    weight_grad(du, es, count, dw, taps);                                                         \
+    weight_grad<WeightGradMatrix>(du, es, count, dw, taps);                                      \
   }                                                                                               \
   float winograd_f4x3_input_tile__##isa(const float* x, const Plane& in, int64_t ih0, int64_t iw0, \
                                         int64_t count, float* v, int64_t es) {                    \
