@@ -280,8 +280,15 @@ inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, in
       for (int c = 0; c < kIn; ++c) dst[c] = ut[a * kIn + c];
       apply<WeightMatrix>(src, dst, n);
     }
-    for (int e = 0; e < kTaps; ++e)
-      for (int64_t i = 0; i < n; ++i) u[e * e_stride + (i0 + i) * stride] = ut[e][i];
+    for (int e = 0; e < kTaps; ++e) {
+      float* ue = u + e * e_stride + i0 * stride;
+      if (stride == 1) {  // a contiguous run: vector stores
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) ue[i] = ut[e][i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) ue[i * stride] = ut[e][i];
+      }
+    }
   }
   return sum - sum == 0.0f;  // false for NaN and infinities
 }
