@@ -389,6 +389,25 @@ def test_nhwc_grad_bias_split_over_threads(threads):
         assert np.array_equal(results[0], other)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_flipped_weight_split_over_threads(layout, threads):
+    """grad_input as the flipped-weight forward, with a weight large enough for its flip to be split
+    over the threads (weight in the other layout, so the flip also converts it): the reference, same bits."""
+    xs, ws, kw = (1, 256, 5, 4), (256, 256, 3, 3), dict(padding=1)
+    x, w, _ = make(xs, ws, np.float32, "flip_split")
+    dy = random(xs, np.float32, "dy")
+    args = (nhwc(dy), nhwc(x), w) if layout == "nhwc" else (dy, x, nhwc(w))
+    results = []
+    for n_threads in (1, 2, 3):
+        threads(n_threads)
+        results.append(convforge.conv2d_backward(*args, output_mask=(True, False, False), **kw)[0])
+    expected = reference.conv2d_backward(dy, x, w, output_mask=(True, False, False), **kw)[0]
+    magnitude = reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=(True, False, False), **kw)[0]
+    assert_close(results[0], expected, magnitude, 256 * 9)
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: a clear error naming the argument.
 

@@ -63,17 +63,20 @@ void relayout_weight(const Conv2dParams& p, bool from_channels_last, const T* w,
 // w[g * cog + co][ci][t], from the weight's layout into the activations' one. A transpose of
 // (co, ci) per tap, through a 16 x 16 tile: the rows of either side can lie a multiple of 2 KiB
 // apart (OHWI, 512 channels: 18 KiB), sharing a few cache sets, so each line is read or written
-// in one burst instead of an element at a time.
+// in one burst instead of an element at a time. Blocks of output channels write disjoint parts of
+// w': they go to the threads.
 template <typename T>
 void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
   constexpr int64_t kBlock = 16;
   const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw;
   const WeightLayout src(cig, taps, p.weight_channels_last), dst(cog, taps, p.channels_last);
-  T tile[kBlock][kBlock];
-  for (int64_t grp = 0; grp < p.groups; ++grp)
-    for (int64_t co0 = 0; co0 < cog; co0 += kBlock)
+  const int64_t co_blocks = (cog + kBlock - 1) / kBlock;
+  parallel_for(p.groups * co_blocks, threads_for(double(p.groups) * cog * cig * taps, 1 << 18), [&](int64_t b0, int64_t b1) {
+    T tile[kBlock][kBlock];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t grp = b / co_blocks, co0 = b % co_blocks * kBlock, cos = std::min(kBlock, cog - co0);
       for (int64_t ci0 = 0; ci0 < cig; ci0 += kBlock) {
-        const int64_t cos = std::min(kBlock, cog - co0), cis = std::min(kBlock, cig - ci0);
+        const int64_t cis = std::min(kBlock, cig - ci0);
         for (int64_t t = 0; t < taps; ++t) {
           const T* s = w + (grp * cog + co0) * cig * taps + ci0 * src.ci_stride + t * src.tap_stride;
           T* d = flipped + (grp * cig + ci0) * cog * taps + co0 * dst.ci_stride + (taps - 1 - t) * dst.tap_stride;
@@ -83,6 +86,8 @@ void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
             for (int64_t co = 0; co < cos; ++co) d[ci * cog * taps + co * dst.ci_stride] = tile[ci][co];
         }
       }
+    }
+  });
 }
 
 // grad_bias[co] = sum over images and pixels of dy, with a few independent partial sums.
