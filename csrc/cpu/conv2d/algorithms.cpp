@@ -194,13 +194,13 @@ bool prefers_winograd_grad_weight(const Conv2dParams& p) {
 }
 
 // F(2x2, 3x3)'s weight gradient (NHWC, float32) moves 16 transformed values per tile and channel
-// through L2 for its 2.25x fewer multiplications, so the channel pairs must carry that traffic:
-// over nhwc_gemm_im2col, 1 thread, 1.2-1.5x at 64 x 64 channels, 1.5-1.8x at 128-512 (1.15x on 7x7);
-// 1.2x at 32 x 64 but below 1x at 2 threads, 0.8x at 16 x 16. Faster than F(4x4, 3x3) in double
-// on every NHWC layer measured.
+// through L2 for its 2.25x fewer multiplications, so the channels must carry that traffic: over
+// nhwc_gemm_im2col, 1 thread / 2 threads, 1.3x / 1.15x at 32 x 32 channels, 1.2x / 1.1x at 32 x 64,
+// 1.2-1.5x at 64 x 64, 1.5-1.8x at 128-512 (1.15x on 7x7); parity or worse with 16 channels on
+// either side. Faster than F(4x4, 3x3) in double on every NHWC layer measured.
 bool prefers_winograd_f2x3_grad_weight(const Conv2dParams& p) {
-  constexpr int64_t kMinChannelPairs = 64 * 64;
-  return prefers_winograd(p) && (p.c_in / p.groups) * (p.c_out / p.groups) >= kMinChannelPairs;
+  constexpr int64_t kMinChannels = 32;
+  return prefers_winograd(p) && p.c_in / p.groups >= kMinChannels && p.c_out / p.groups >= kMinChannels;
 }
 
 const Algorithm& auto_grad_weight(const Conv2dParams& p, bool allow_winograd = true) {
