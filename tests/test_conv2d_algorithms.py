@@ -213,6 +213,31 @@ def test_chooser_nhwc(shape, kw, pass_, name):
     assert chosen(*shape, kw, pass_, layout="nhwc") == name
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("shape,kw,name", [
+    (((2, 16, 9, 10), (80, 16, 7, 7)), dict(padding=3), "nhwc_gemm_im2col"),  # flipped depth 80 * 49 > 3072
+    (((2, 32, 9, 10), (160, 16, 7, 7)), dict(padding=(3, 2), groups=2), "nhwc_gemm_im2col"),
+    (((2, 40, 6, 7), (16, 40, 1, 1)), {}, "nhwc_gemm_pointwise"),
+    (((2, 40, 6, 7), (16, 20, 1, 1)), dict(groups=2), "nhwc_gemm_pointwise"),
+])
+def test_nhwc_grad_input_reads_weight_in_place(shape, kw, name, weight_layout, dtype):
+    """NHWC grad_input at stride 1 as the flipped forward of these algorithms reads the weight where
+    it lies (converted first when given in the other layout), with no flipped copy."""
+    xs, ws = shape
+    assert chosen(xs, ws, kw, "grad_input", dtype=dtype, layout="nhwc") == name
+    x, w, _ = make(xs, ws, dtype, name)
+    y = reference.conv2d(x, w, None, **kw)
+    dy = random(y.shape, dtype, "dy", name)
+    got = convforge.conv2d_backward(nhwc(dy), nhwc(x), nhwc(w) if weight_layout == "nhwc" else w,
+                                    output_mask=(True, False, False), **kw)[0]
+    assert in_layout(got, "nhwc")
+    mask = (True, False, False)
+    assert_close(got, reference.conv2d_backward(dy, x, w, output_mask=mask, **kw)[0],
+                 reference.conv2d_backward(np.abs(dy), np.abs(x), np.abs(w), output_mask=mask, **kw)[0],
+                 ws[0] * ws[2] * ws[3])
+
+
 def test_chooser_float64_never_winograd():
     assert chosen((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), dtype=np.float64) != "winograd_f4x3"
 

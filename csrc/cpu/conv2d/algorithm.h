@@ -63,6 +63,9 @@ struct Algorithm {
   GradInputFn grad_input;      // null: grad_input only as a flipped-weight forward
   GradWeightFn grad_weight;    // null: no grad_weight
   bool may_decline = false;    // its forward and grad_weight may return false
+  // The forward of a flipped problem (flipped_problem()) reading the weight of the problem it was
+  // flipped from, in that problem's layout, as it is (null: it reads a flipped copy). Never declines.
+  ForwardFn flipped_weight_forward = nullptr;
 };
 
 // The list, in the chooser's order of preference.

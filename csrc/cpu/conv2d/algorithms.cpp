@@ -40,6 +40,10 @@ bool winograd_f2x3_grad_weight(const Conv2dParams&, const Arena&, const void*, c
 void nhwc_direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool nhwc_direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 void nhwc_gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+bool nhwc_gemm_pointwise_flipped_weight_forward(const Conv2dParams&, const Arena&, const void*, const void*,
+                                                const void*, void*);
+bool nhwc_gemm_im2col_flipped_weight_forward(const Conv2dParams&, const Arena&, const void*, const void*,
+                                             const void*, void*);
 bool nhwc_gemm_im2col_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 int64_t padded_plane_width(const Conv2dParams& p);
 
@@ -70,10 +74,12 @@ const Algorithm kNhwcDirect{"nhwc_direct", "NHWC arrays with one input channel p
                             nhwc_direct_grad_input, nhwc_direct_grad_weight};
 const Algorithm kNhwcPointwise{"nhwc_gemm_pointwise", "NHWC arrays, a 1x1 kernel, stride 1 and no padding",
                                nhwc_gemm_pointwise_applies, nhwc_gemm_pointwise_workspace,
-                               nhwc_gemm_pointwise_forward, nullptr, nullptr};
+                               nhwc_gemm_pointwise_forward, nullptr, nullptr, false,
+                               nhwc_gemm_pointwise_flipped_weight_forward};
 const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc_gemm_im2col_applies,
                             nhwc_gemm_im2col_workspace, nhwc_gemm_im2col_forward,
-                            nhwc_gemm_im2col_grad_input, nhwc_gemm_im2col_grad_weight};
+                            nhwc_gemm_im2col_grad_input, nhwc_gemm_im2col_grad_weight, false,
+                            nhwc_gemm_im2col_flipped_weight_forward};
 const Algorithm kNhwcWindows{"nhwc_gemm_windows", "NHWC arrays (forward)", nhwc_gemm_windows_applies,
                              nhwc_gemm_windows_workspace, nhwc_gemm_windows_forward, nullptr, nullptr};
 

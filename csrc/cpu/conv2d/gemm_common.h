@@ -93,23 +93,53 @@ struct ColumnBiasEpilogue {
   }
 };
 
+// B of an NHWC forward, B(k, co) = w[co][k], from its OHWI weight w.
+struct WeightPackBOf {
+  template <typename T>
+  StridedPackB<T> operator()(const Conv2dParams& p, const T* w, int64_t grp) const {
+    const int64_t k = p.c_in / p.groups * p.kh * p.kw;
+    return {w + grp * (p.c_out / p.groups) * k, 1, k};
+  }
+};
+
+// B of the NHWC forward of a flipped problem (flipped_problem()), read from the OHWI weight w of
+// the problem it was flipped from: row k = tap * cig + ci is that problem's output channel ci at
+// tap taps - 1 - tap, a contiguous run over its input channels (this problem's output channels).
+template <typename T>
+struct FlippedWeightPackB {
+  const T* w;  // the group's first output channel of the original problem
+  int64_t cig, cog, taps;  // of the flipped problem
+  void operator()(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr, T* dst) const {
+    detail::pack_row_runs(
+        [&](int64_t r) { return w + (k0 + r) % cig * cog * taps + (taps - 1 - (k0 + r) / cig) * cog + j0; }, kc,
+        nc, nr, dst);
+  }
+};
+struct FlippedWeightPackBOf {
+  template <typename T>
+  FlippedWeightPackB<T> operator()(const Conv2dParams& p, const T* w, int64_t grp) const {
+    const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw;
+    return {w + grp * cig * cog * taps, cig, cog, taps};
+  }
+};
+
 // The forward of an NHWC problem as one GEMM per group over the pixels of all images,
 // Y_g (pixels x cog) = A_g (pixels x k) * W_g^T + bias, written in place (row stride c_out), with
-// the packer of A_g from pack_a(group) and W OHWI (B(k, co) = w[co][k]).
-template <typename T, typename PackAOf>
-void nhwc_forward(const Conv2dParams& p, const T* w, const T* bias, T* y, const PackAOf& pack_a) {
+// the packer of A_g from pack_a(group) and that of W from pack_w(p, w, group).
+template <typename T, typename PackAOf, typename PackBOf = WeightPackBOf>
+void nhwc_forward(const Conv2dParams& p, const T* w, const T* bias, T* y, const PackAOf& pack_a,
+                  const PackBOf& pack_w = {}) {
   const Geometry g = geometry(p);
   const GemmKernel<T> kern = gemm_kernel<T>();
   const int64_t pixels = p.n * g.ohw;
   const int nt = gemm_threads(pixels, g.cog, g.k);
   for (int64_t grp = 0; grp < p.groups; ++grp) {
-    const StridedPackB<T> pack_w{w + grp * g.cog * g.k, 1, g.k};
     T* yg = y + grp * g.cog;
     if (bias)
-      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_a(grp), pack_w, T(0), yg, p.c_out, nt,
+      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_a(grp), pack_w(p, w, grp), T(0), yg, p.c_out, nt,
                   ColumnBiasEpilogue<T>{bias + grp * g.cog});
     else
-      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_a(grp), pack_w, T(0), yg, p.c_out, nt);
+      gemm_packed(kern, pixels, g.cog, g.k, T(1), pack_a(grp), pack_w(p, w, grp), T(0), yg, p.c_out, nt);
   }
 }
 

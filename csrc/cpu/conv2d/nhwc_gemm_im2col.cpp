@@ -254,10 +254,12 @@ int64_t dcol_pixels(const Geometry& g) {
   return std::clamp<int64_t>(kBandElements / std::max<int64_t>(g.k, 1), 1, std::max<int64_t>(g.ohw, 1));
 }
 
-template <typename T>
-void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, const T* bias, T* y) {
+template <typename T, typename PackBOf>
+void forward(const Conv2dParams& p, const Arena& arena, const T* x, const T* w, const T* bias, T* y,
+             const PackBOf& pack_w) {
   const int64_t cig = p.c_in / p.groups;
-  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return Im2colRowsPackA<T>{p, cig, x + grp * cig, arena}; });
+  nhwc_forward(p, w, bias, y, [&](int64_t grp) { return Im2colRowsPackA<T>{p, cig, x + grp * cig, arena}; },
+               pack_w);
 }
 
 template <typename T>
@@ -334,7 +336,13 @@ Workspace nhwc_gemm_im2col_workspace(const Conv2dParams& p, Pass pass, int) {
 
 bool nhwc_gemm_im2col_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
                               const void* bias, void* y) {
-  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, arena, typed...); });
+  return typed_forward(p, x, w, bias, y, [&](auto... typed) { forward(p, arena, typed..., WeightPackBOf{}); });
+}
+
+bool nhwc_gemm_im2col_flipped_weight_forward(const Conv2dParams& p, const Arena& arena, const void* x,
+                                             const void* w, const void* bias, void* y) {
+  return typed_forward(p, x, w, bias, y,
+                       [&](auto... typed) { forward(p, arena, typed..., FlippedWeightPackBOf{}); });
 }
 
 void nhwc_gemm_im2col_grad_input(const Conv2dParams& p, const Arena& arena, const void* dy, const void* w,
