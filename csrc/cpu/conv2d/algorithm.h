@@ -64,7 +64,8 @@ struct Algorithm {
   GradWeightFn grad_weight;    // null: no grad_weight
   bool may_decline = false;    // its forward and grad_weight may return false
   // The forward of a flipped problem (flipped_problem()) reading the weight of the problem it was
-  // flipped from, in that problem's layout, as it is (null: it reads a flipped copy). Never declines.
+  // flipped from, in that problem's layout, as it is (null: it reads a flipped copy). May decline
+  // as the forward does.
   ForwardFn flipped_weight_forward = nullptr;
 };
 

@@ -40,6 +40,8 @@ bool winograd_f2x3_grad_weight(const Conv2dParams&, const Arena&, const void*, c
 void nhwc_direct_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 bool nhwc_direct_grad_weight(const Conv2dParams&, const Arena&, const void*, const void*, void*);
 void nhwc_gemm_im2col_grad_input(const Conv2dParams&, const Arena&, const void*, const void*, void*);
+bool winograd_f4x3_flipped_weight_forward(const Conv2dParams&, const Arena&, const void*, const void*, const void*,
+                                          void*);
 bool nhwc_gemm_pointwise_flipped_weight_forward(const Conv2dParams&, const Arena&, const void*, const void*,
                                                 const void*, void*);
 bool nhwc_gemm_im2col_flipped_weight_forward(const Conv2dParams&, const Arena&, const void*, const void*,
@@ -54,7 +56,7 @@ const Algorithm kDirect{"direct", "NCHW arrays; any problem forward; one input c
                         direct_grad_weight};
 const Algorithm kWinograd{"winograd_f4x3", "float32, a 3x3 kernel, stride 1 and dilation 1",
                           winograd_f4x3_applies, winograd_f4x3_workspace, winograd_f4x3_forward,
-                          nullptr, winograd_f4x3_grad_weight, true};
+                          nullptr, winograd_f4x3_grad_weight, true, winograd_f4x3_flipped_weight_forward};
 const Algorithm kWinogradF2{"winograd_f2x3", "NHWC float32 arrays, a 3x3 kernel, stride 1 and dilation 1 (grad_weight)",
                             winograd_f2x3_applies, winograd_f2x3_workspace, nullptr, nullptr,
                             winograd_f2x3_grad_weight, true};

@@ -207,16 +207,16 @@ void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void*
     }
     // grad_input = conv(grad_output, flipped weight): the forward of the flipped problem, reading the
     // weight as it is where the algorithm can (in the head of the arena when it needs converting
-    // into the native layout), else a flipped copy there; then the forward's arena.
+    // into the native layout), else -- or when it declined -- a flipped copy there; then the
+    // forward's arena.
     Conv2dParams flipped;
     flipped_problem(q, &flipped);
     const size_t head = weight_bytes(p);
     char* memory = arena_memory(head + pass_bytes(a, flipped, Pass::forward, threads));
-    if (a.flipped_weight_forward) {
-      a.flipped_weight_forward(flipped, Arena(memory + head, a.workspace(flipped, Pass::forward, threads), threads),
-                               grad_output, native_weight(p, weight, memory), nullptr, grad_input);
+    if (a.flipped_weight_forward &&
+        a.flipped_weight_forward(flipped, Arena(memory + head, a.workspace(flipped, Pass::forward, threads), threads),
+                                 grad_output, native_weight(p, weight, memory), nullptr, grad_input))
       return;
-    }
     with_dtype(p, [&](auto zero) {
       using T = decltype(zero);
       flip_weight(p, static_cast<const T*>(weight), reinterpret_cast<T*>(memory));

@@ -44,6 +44,26 @@ Taps weight_taps(const Conv2dParams& p) {
   return p.channels_last ? Taps{1, p.c_in / p.groups} : Taps{9, 1};
 }
 
+// Where the forward reads weight element (co, ci, tap) of group grp: w + grp * group_stride +
+// co * co_stride + ci * ci_stride + tap * tap_stride.
+struct WeightView {
+  const float* w;
+  int64_t group_stride, co_stride, ci_stride, tap_stride;
+};
+WeightView own_weight(const Conv2dParams& p, const float* w) {
+  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
+  const Taps taps = weight_taps(p);
+  return {w, cog * cig * 9, cig * 9, taps.pair_stride, taps.tap_stride};
+}
+// The weight of a flipped problem p (flipped_problem()) read from the weight w of the problem it
+// was flipped from, in the same layout: p's element (co, ci, tap) is w's (ci, co, 8 - tap).
+WeightView flipped_weight(const Conv2dParams& p, const float* w) {
+  Conv2dParams original = p;
+  original.c_in = p.c_out, original.c_out = p.c_in;
+  const WeightView o = own_weight(original, w);
+  return {w + 8 * o.tap_stride, o.group_stride, o.ci_stride, o.co_stride, -o.tap_stride};
+}
+
 struct Plan {
   int64_t cig, cog, tiles_h, tiles_w, tiles;  // tiles: of all images
   int64_t mr, nr;                              // microkernel tile
@@ -95,22 +115,22 @@ Plan plan(const Conv2dParams& p, int threads) {
 // at a time with the panel's rows as the vector lanes, so that each of the 36 values goes out as
 // one contiguous run of the panel's width (with the input channels as the lanes, every value went
 // to its own cache line: most of the time of a 512-channel layer's forward on 7x7 or 14x14 images).
-void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& tf, const float* w, float* u,
+void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& tf, const WeightView& wv, float* u,
                        std::atomic<bool>& finite) {
-  const Taps pair = weight_taps(p);
-  const Taps rows_as_pairs{s.cig * 9, pair.tap_stride};  // pair i: row co0 + i, one input channel
+  const Taps rows_as_pairs{wv.co_stride, wv.tap_stride};  // pair i: row co0 + i, one input channel
   const int64_t panels = p.groups * (s.kp / s.up);
   parallel_for(panels, threads_for(double(panels) * s.up * s.cig * 200, 1 << 18), [&](int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t grp = q / (s.kp / s.up), co0 = q % (s.kp / s.up) * s.up, rows = std::min(s.up, s.cog - co0);
       float* panel = u + grp * s.u_floats() + co0 * s.cig;
-      const float* g = w + (grp * s.cog + co0) * s.cig * 9;
-      // The panel's weights are read a few values per cache line per input channel: stream them
-      // into the cache in order first.
+      const float* g = wv.w + grp * wv.group_stride + co0 * wv.co_stride;
+      // A panel's rows of the own weight are read a few values per cache line per input channel:
+      // stream them into the cache in order first.
       const auto* bytes = reinterpret_cast<const char*>(g);
-      for (int64_t b = 0; b < rows * s.cig * 9 * int64_t(sizeof(float)); b += 64) __builtin_prefetch(bytes + b);
+      if (wv.co_stride == s.cig * 9)
+        for (int64_t b = 0; b < rows * s.cig * 9 * int64_t(sizeof(float)); b += 64) __builtin_prefetch(bytes + b);
       for (int64_t ci = 0; ci < s.cig; ++ci) {
-        if (!tf.weight(g + ci * pair.pair_stride, rows_as_pairs, rows, panel + ci * s.up, s.kp * s.cig, 1))
+        if (!tf.weight(g + ci * wv.ci_stride, rows_as_pairs, rows, panel + ci * s.up, s.kp * s.cig, 1))
           finite.store(false, std::memory_order_relaxed);
         for (int64_t e = 0; e < kTaps; ++e)
           for (int64_t r = rows; r < s.up; ++r) panel[e * s.kp * s.cig + ci * s.up + r] = 0.0f;
@@ -368,14 +388,16 @@ Workspace winograd_f4x3_workspace(const Conv2dParams& p, Pass pass, int threads)
   return {f * p.groups * s.u_floats(), f * s.item_floats(), 0};
 }
 
-bool winograd_f4x3_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
-                           const void* bias, void* y) {
+namespace {
+
+bool forward(const Conv2dParams& p, const Arena& arena, const void* x, const WeightView& wv, const void* bias,
+             void* y) {
   const Plan s = plan(p, get_num_threads());
   const Transforms& tf = transforms();
   const GemmKernel<float> kern = gemm_kernel<float>();
   float* u = arena.shared<float>();
   std::atomic<bool> finite{true};
-  transform_weights(p, s, tf, static_cast<const float*>(w), u, finite);
+  transform_weights(p, s, tf, wv, u, finite);
   if (!finite) return false;
   const int64_t items = p.groups * s.blocks;
   const double work = double(kTaps) * s.cig * s.cog * s.block;
@@ -397,6 +419,18 @@ bool winograd_f4x3_forward(const Conv2dParams& p, const Arena& arena, const void
     }
   });
   return finite;
+}
+
+}  // namespace
+
+bool winograd_f4x3_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
+                           const void* bias, void* y) {
+  return forward(p, arena, x, own_weight(p, static_cast<const float*>(w)), bias, y);
+}
+
+bool winograd_f4x3_flipped_weight_forward(const Conv2dParams& p, const Arena& arena, const void* x, const void* w,
+                                          const void* bias, void* y) {
+  return forward(p, arena, x, flipped_weight(p, static_cast<const float*>(w)), bias, y);
 }
 
 }  // namespace convforge::cpu::conv
