@@ -57,7 +57,8 @@ const Algorithm kDirect{"direct", "NCHW arrays; any problem forward; one input c
 const Algorithm kWinograd{"winograd_f4x3", "float32, a 3x3 kernel, stride 1 and dilation 1",
                           winograd_f4x3_applies, winograd_f4x3_workspace, winograd_f4x3_forward,
                           nullptr, winograd_f4x3_grad_weight, true, winograd_f4x3_flipped_weight_forward};
-const Algorithm kWinogradF2{"winograd_f2x3", "NHWC float32 arrays, a 3x3 kernel, stride 1 and dilation 1 (grad_weight)",
+const Algorithm kWinogradF2{"winograd_f2x3",
+                            "NHWC float32 arrays, a 3x3 kernel, stride 1 and dilation 1 (grad_weight)",
                             winograd_f2x3_applies, winograd_f2x3_workspace, nullptr, nullptr,
                             winograd_f2x3_grad_weight, true};
 const Algorithm kPointwise{"gemm_pointwise", "NCHW arrays, a 1x1 kernel, stride 1 and no padding",
@@ -85,8 +86,9 @@ const Algorithm kNhwcIm2col{"nhwc_gemm_im2col", "NHWC arrays (every pass)", nhwc
 const Algorithm kNhwcWindows{"nhwc_gemm_windows", "NHWC arrays (forward)", nhwc_gemm_windows_applies,
                              nhwc_gemm_windows_workspace, nhwc_gemm_windows_forward, nullptr, nullptr};
 
-const Algorithm* const kList[] = {&kDirect, &kWinograd, &kWinogradF2, &kPointwise, &kWindows, &kPaddedPlanes, &kIm2col,
-                                  &kNhwcDirect, &kNhwcPointwise, &kNhwcWindows, &kNhwcIm2col};
+const Algorithm* const kList[] = {&kDirect, &kWinograd, &kWinogradF2, &kPointwise, &kWindows,
+                                  &kPaddedPlanes, &kIm2col, &kNhwcDirect, &kNhwcPointwise,
+                                  &kNhwcWindows, &kNhwcIm2col};
 constexpr int kCount = sizeof(kList) / sizeof(kList[0]);
 
 std::atomic<bool> g_winograd{[] {

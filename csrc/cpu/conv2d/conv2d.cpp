@@ -71,7 +71,8 @@ void flip_weight(const Conv2dParams& p, const T* w, T* flipped) {
   const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw;
   const WeightLayout src(cig, taps, p.weight_channels_last), dst(cog, taps, p.channels_last);
   const int64_t co_blocks = (cog + kBlock - 1) / kBlock;
-  parallel_for(p.groups * co_blocks, threads_for(double(p.groups) * cog * cig * taps, 1 << 18), [&](int64_t b0, int64_t b1) {
+  const int threads = threads_for(double(p.groups) * cog * cig * taps, 1 << 18);
+  parallel_for(p.groups * co_blocks, threads, [&](int64_t b0, int64_t b1) {
     T tile[kBlock][kBlock];
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t grp = b / co_blocks, co0 = b % co_blocks * kBlock, cos = std::min(kBlock, cog - co0);

@@ -116,7 +116,7 @@ Plan plan(const Conv2dParams& p, int threads) {
 // U[e][panel][ci][nr] (NHWC); output channels past cog zero. A panel at a time, one input channel
 // at a time with the panel's rows as the vector lanes, so that each of the 36 values goes out as
 // one contiguous run of the panel's width (with the input channels as the lanes, every value went
-// to its own cache line: most of the time of a 512-channel layer's forward on 7x7 or 14x14 images).
+// to its own cache line: a quarter to a third of a 512-channel forward on 14x14 images).
 void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& tf, const WeightView& wv, float* u,
                        std::atomic<bool>& finite) {
   const Taps rows_as_pairs{wv.co_stride, wv.tap_stride};  // pair i: row co0 + i, one input channel
