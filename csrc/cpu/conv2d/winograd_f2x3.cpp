@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "core/cache.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "cpu/conv2d/algorithm.h"
@@ -44,14 +45,15 @@ struct Plan {
 // V and Z of a chunk in about half of L2, at least 64 tiles. Up to 8 slices of at least a chunk,
 // their dU in at most 8 MiB.
 Plan plan(const Conv2dParams& p) {
-  constexpr int64_t kChunkBytes = int64_t{512} << 10, kMinChunk = 64;
+  constexpr int64_t kMinChunk = 64;
+  const int64_t chunk_bytes = host_caches().l2 / 2;
   constexpr int64_t kMaxSlices = 8, kMaxPartialFloats = int64_t{1} << 21;
   Plan s;
   s.cig = p.c_in / p.groups, s.cog = p.c_out / p.groups;
   s.tiles_h = (p.out_h + kOut - 1) / kOut, s.tiles_w = (p.out_w + kOut - 1) / kOut;
   s.tiles = p.n * s.tiles_h * s.tiles_w;
   const int64_t per_tile = kTaps * (s.cig + s.cog) * int64_t(sizeof(float));
-  s.chunk = std::min(s.tiles, std::max(kMinChunk, kChunkBytes / per_tile));
+  s.chunk = std::min(s.tiles, std::max(kMinChunk, chunk_bytes / per_tile));
   s.slices = std::clamp<int64_t>(kMaxPartialFloats / s.du_floats(), 1, std::min(kMaxSlices, s.tiles / s.chunk));
   return s;
 }
