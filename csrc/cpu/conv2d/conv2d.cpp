@@ -222,7 +222,9 @@ void conv2d_backward(const Conv2dParams& p, const void* grad_output, const void*
       using T = decltype(zero);
       flip_weight(p, static_cast<const T*>(weight), reinterpret_cast<T*>(memory));
     });
-    forward_with(a, flipped, memory + head, threads, grad_output, memory, nullptr, grad_input);
+    // One that declined would decline again on the copy: its fallback runs instead.
+    const Algorithm& b = a.flipped_weight_forward ? fallback(flipped, Pass::forward) : a;
+    forward_with(b, flipped, memory + head, threads, grad_output, memory, nullptr, grad_input);
   }
 }
 

@@ -28,6 +28,11 @@ struct Pixel {
   }
 };
 
+// Whether the window at input row ih0, column iw0 lies inside the input (dilation_w 1).
+inline bool window_inside(const Conv2dParams& p, int64_t ih0, int64_t iw0) {
+  return ih0 >= 0 && ih0 + (p.kh - 1) * p.dilation_h < p.h && iw0 >= 0 && iw0 + p.kw <= p.w;
+}
+
 // Column k of an im2col row: kernel tap (i, j), channel ci of the group.
 struct Column {
   int64_t i, j, ci;
@@ -45,8 +50,7 @@ inline void im2col_row(const Conv2dParams& p, int64_t cig, const T* xg, const Pi
   const bool rows_run = p.dilation_w == 1 && cig == p.c_in;
   const T* image = xg + px.n * p.h * p.w * p.c_in;
   const int64_t row_len = p.kw * cig;
-  if (rows_run && k.i == 0 && k.j == 0 && k.ci == 0 && len == p.kh * row_len && ih0 >= 0 &&
-      ih0 + (p.kh - 1) * p.dilation_h < p.h && iw0 >= 0 && iw0 + p.kw <= p.w) {  // the whole window inside
+  if (rows_run && k.i == 0 && k.j == 0 && k.ci == 0 && len == p.kh * row_len && window_inside(p, ih0, iw0)) {
     for (int64_t i = 0; i < p.kh; ++i) {
       const T* src = image + ((ih0 + i * p.dilation_h) * p.w + iw0) * p.c_in;
 #pragma omp simd
@@ -166,7 +170,7 @@ void pack_im2col_pieces(const Conv2dParams& p, int64_t cig, const T* xg, int64_t
   for (int64_t r = 0; r < count; ++r, px.next(p)) {
     T* d = dst + r * width;
     const int64_t ih0 = px.oh * p.stride_h - p.pad_h, iw0 = px.ow * p.stride_w - p.pad_w;
-    if (runs && ih0 >= 0 && ih0 + (p.kh - 1) * p.dilation_h < p.h && iw0 >= 0 && iw0 + p.kw <= p.w) {
+    if (runs && window_inside(p, ih0, iw0)) {
       const T* window = xg + ((px.n * p.h + ih0) * p.w + iw0) * p.c_in;
       for (const Cut& cut : cuts) {
         const T* src = window + cut.src;

@@ -132,7 +132,7 @@ void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& t
       if (wv.co_stride == s.cig * 9)
         for (int64_t b = 0; b < rows * s.cig * 9 * int64_t(sizeof(float)); b += 64) __builtin_prefetch(bytes + b);
       for (int64_t ci = 0; ci < s.cig; ++ci) {
-        if (!tf.weight(g + ci * wv.ci_stride, rows_as_pairs, rows, panel + ci * s.up, s.kp * s.cig, 1))
+        if (!tf.weight(g + ci * wv.ci_stride, rows_as_pairs, rows, panel + ci * s.up, s.kp * s.cig))
           finite.store(false, std::memory_order_relaxed);
         for (int64_t e = 0; e < kTaps; ++e)
           for (int64_t r = rows; r < s.up; ++r) panel[e * s.kp * s.cig + ci * s.up + r] = 0.0f;

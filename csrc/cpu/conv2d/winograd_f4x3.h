@@ -133,9 +133,8 @@ struct Taps {
 using WeightGradTransform = void (*)(const double* du, int64_t e_stride, int64_t count, float* dw,
                                      const Taps& taps);
 // U = G g G^T for the 3x3 kernels g of `count` channel pairs (laid out as `taps` says), into
-// u[e * e_stride + i * stride] for pair i. Returns false if a weight is NaN or infinite.
-using WeightTransform = bool (*)(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride,
-                                 int64_t stride);
+// u[e * e_stride + i] for pair i. Returns false if a weight is NaN or infinite.
+using WeightTransform = bool (*)(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride);
 
 // The same transforms on NHWC arrays, vectorized along the channels instead (contiguous there),
 // one tile at a time; the GEMM then runs with the tiles as rows (M_e^T = V_e^T U_e^T).

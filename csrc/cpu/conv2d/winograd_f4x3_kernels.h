@@ -255,8 +255,9 @@ inline void weight_grad(const T* du, int64_t e_stride, int64_t count, float* dw,
   }
 }
 
-// U = G g G^T, a chunk of channel pairs at a time with the pairs as the vector lanes.
-inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride, int64_t stride) {
+// U = G g G^T, a chunk of channel pairs at a time with the pairs as the vector lanes; each of the
+// 36 values goes out as one contiguous run of the pairs.
+inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride) {
   constexpr int64_t kChunk = 64;
   float g9[9][kChunk], gd[kIn * 3][kChunk], ut[kTaps][kChunk];
   float sum = 0.0f;
@@ -281,13 +282,9 @@ inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, in
       apply<WeightMatrix>(src, dst, n);
     }
     for (int e = 0; e < kTaps; ++e) {
-      float* ue = u + e * e_stride + i0 * stride;
-      if (stride == 1) {  // a contiguous run: vector stores
+      float* ue = u + e * e_stride + i0;
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) ue[i] = ut[e][i];
-      } else {
-        for (int64_t i = 0; i < n; ++i) ue[i * stride] = ut[e][i];
-      }
+      for (int64_t i = 0; i < n; ++i) ue[i] = ut[e][i];
     }
   }
   return sum - sum == 0.0f;  // false for NaN and infinities
@@ -403,9 +400,9 @@ inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, co
                                    const Plane& out, float* s) {                                  \
     output_block(m, es, b, bias, y, out, s);                                                      \
   }                                                                                               \
-  bool winograd_f4x3_weight__##isa(const float* g, const Taps& taps, int64_t count, float* u, int64_t es, \
-                                   int64_t st) {                                                  \
-    return weight(g, taps, count, u, es, st);                                                     \
+  bool winograd_f4x3_weight__##isa(const float* g, const Taps& taps, int64_t count, float* u,      \
+                                   int64_t es) {                                                  \
+    return weight(g, taps, count, u, es);                                                         \
   }                                                                                               \
   float winograd_f4x3_grad_output__##isa(const float* dy, const Plane& out, const Block& b, float* z, \
                                          int64_t es, int64_t ps, float* s) {                      \
