@@ -297,14 +297,14 @@ using VecF = Vec<float>;
 using VF = VecF::type;
 constexpr int64_t kLanes = VecF::size;
 
-inline VF splat(float f) {
+__attribute__((always_inline)) inline VF splat(float f) {
   VF v;
   for (int64_t l = 0; l < kLanes; ++l) v[l] = f;
   return v;
 }
 
 template <typename M, int R, int C>
-inline VF vterm(VF x) {
+__attribute__((always_inline)) inline VF vterm(VF x) {
   constexpr float k = M::at(R, C);
   if constexpr (k == 0.0f)
     return splat(-0.0f);
@@ -317,73 +317,128 @@ inline VF vterm(VF x) {
 }
 
 template <typename M, int R, int... C>
-inline VF vdot(const VF* src, int stride, std::integer_sequence<int, C...>) {
+__attribute__((always_inline)) inline VF vdot(const VF* src, int stride, std::integer_sequence<int, C...>) {
   return (splat(-0.0f) + ... + vterm<M, R, C>(src[C * stride]));
 }
 
 // dst[R * dst_stride] = sum_C M[R][C] src[C * src_stride] for every row R of M.
 template <typename M, int... R>
-inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride, std::integer_sequence<int, R...>) {
+__attribute__((always_inline)) inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride, std::integer_sequence<int, R...>) {
   ((dst[R * dst_stride] = vdot<M, R>(src, src_stride, std::make_integer_sequence<int, M::cols>{})), ...);
 }
 template <typename M>
-inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride) {
+__attribute__((always_inline)) inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride) {
   vapply<M>(src, src_stride, dst, dst_stride, std::make_integer_sequence<int, M::rows>{});
 }
 
 // n <= kLanes consecutive floats as a vector (zero past n), and back.
-inline VF load_lanes(const float* p, int64_t n) {
+__attribute__((always_inline)) inline VF load_lanes(const float* p, int64_t n) {
   if (n == kLanes) return VecF::load(p);
   float t[kLanes] = {};
   for (int64_t l = 0; l < n; ++l) t[l] = p[l];
   return VecF::load(t);
 }
-inline void store_lanes(float* p, VF v, int64_t n) {
+__attribute__((always_inline)) inline void store_lanes(float* p, VF v, int64_t n) {
   if (n == kLanes) return VecF::store(p, v);
   for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+}
+
+// M d M^T of one vector of n channels (all kLanes when Full) of the side x side patch at row r0,
+// column c0 (zero outside the plane; Inside: the whole patch lies in it), to v[e * e_stride].
+// Returns the values read, summed.
+template <typename M, bool Inside, bool Full>
+__attribute__((always_inline)) inline VF patch_lanes(const float* x, const Plane& plane, int64_t r0, int64_t c0,
+                                                     int64_t n, float* v, int64_t e_stride) {
+  constexpr int S = M::cols, R = M::rows;
+  VF d[S * S], t[S * R], z[R * R];
+  VF total = splat(0.0f);
+#pragma GCC unroll 8
+  for (int a = 0; a < S; ++a)
+#pragma GCC unroll 8
+    for (int b = 0; b < S; ++b) {
+      const int64_t row = r0 + a, col = c0 + b;
+      const float* p = x + row * plane.row_stride + col * plane.pixel_stride;
+      if (Inside || (row >= 0 && row < plane.h && col >= 0 && col < plane.w))
+        d[a * S + b] = Full ? VecF::load(p) : load_lanes(p, n);
+      else
+        d[a * S + b] = splat(0.0f);
+      total += d[a * S + b];
+    }
+#pragma GCC unroll 8
+  for (int a = 0; a < S; ++a) vapply<M>(d + a * S, 1, t + a * R, 1);  // along the columns
+#pragma GCC unroll 8
+  for (int j = 0; j < R; ++j) vapply<M>(t + j, R, z + j, R);          // along the rows
+#pragma GCC unroll 36
+  for (int e = 0; e < R * R; ++e) {
+    if (Full)
+      VecF::store(v + e * e_stride, z[e]);
+    else
+      store_lanes(v + e * e_stride, z[e], n);
+  }
+  return total;
 }
 
 // M d M^T of the side x side patch (side = M::cols; zero outside the plane) at row r0, column c0
 // of `count` channels from x, to v[e * e_stride + c] (e over the M::rows x M::rows result): the
 // input transform (M = B^T, 6x6 patches) and the grad_output transform (M = A, 4x4 patches).
-// Returns the sum of the values read.
+// Returns the sum of the values read. The bounds and lane counts are decided once per tile, out
+// of the unrolled loops.
 template <typename M>
 inline float patch_tile_nhwc(const float* x, const Plane& plane, int64_t r0, int64_t c0, int64_t count, float* v,
                              int64_t e_stride) {
-  constexpr int S = M::cols, R = M::rows;
+  constexpr int S = M::cols;
+  const bool inside = r0 >= 0 && r0 + S <= plane.h && c0 >= 0 && c0 + S <= plane.w;
   VF total = splat(0.0f);
-  for (int64_t ch = 0; ch < count; ch += kLanes) {
-    const int64_t n = count - ch < kLanes ? count - ch : kLanes;
-    VF d[S * S], t[S * R], z[R * R];
-    for (int a = 0; a < S; ++a) {
-      const int64_t row = r0 + a;
-      for (int b = 0; b < S; ++b) {
-        const int64_t col = c0 + b;
-        const bool inside = row >= 0 && row < plane.h && col >= 0 && col < plane.w;
-        d[a * S + b] = inside ? load_lanes(x + row * plane.row_stride + col * plane.pixel_stride + ch, n) : splat(0.0f);
-        total += d[a * S + b];
-      }
-    }
-    for (int a = 0; a < S; ++a) vapply<M>(d + a * S, 1, t + a * R, 1);  // along the columns
-    for (int j = 0; j < R; ++j) vapply<M>(t + j, R, z + j, R);          // along the rows
-    for (int e = 0; e < R * R; ++e) store_lanes(v + e * e_stride + ch, z[e], n);
-  }
+  int64_t ch = 0;
+  if (inside)
+    for (; ch + kLanes <= count; ch += kLanes) total += patch_lanes<M, true, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
+  else
+    for (; ch + kLanes <= count; ch += kLanes) total += patch_lanes<M, false, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
+  if (ch < count) total += patch_lanes<M, false, false>(x + ch, plane, r0, c0, count - ch, v + ch, e_stride);
   return VecF::sum(total);
 }
 
+// Y = A^T M A (+ bias) of one vector of n channels (all kLanes when Full) of a tile, to the output
+// pixels of the tile that lie in the plane (Inside: all of them).
+template <bool Inside, bool Full>
+__attribute__((always_inline)) inline void output_lanes(const float* m, int64_t e_stride, int64_t n,
+                                                        const float* bias, float* y, const Plane& out,
+                                                        int64_t oh0, int64_t ow0) {
+  VF mt[kTaps], t[kIn * kOut], yt[kOut * kOut];
+#pragma GCC unroll 36
+  for (int e = 0; e < kTaps; ++e) mt[e] = Full ? VecF::load(m + e * e_stride) : load_lanes(m + e * e_stride, n);
+#pragma GCC unroll 8
+  for (int i = 0; i < kIn; ++i) vapply<OutputMatrix>(mt + i * kIn, 1, t + i * kOut, 1);  // along the columns
+#pragma GCC unroll 8
+  for (int b = 0; b < kOut; ++b) vapply<OutputMatrix>(t + b, kOut, yt + b, kOut);         // along the rows
+  const VF vb = !bias ? splat(0.0f) : Full ? VecF::load(bias) : load_lanes(bias, n);
+#pragma GCC unroll 8
+  for (int a = 0; a < kOut; ++a)
+#pragma GCC unroll 8
+    for (int b = 0; b < kOut; ++b) {
+      if (!Inside && (oh0 + a >= out.h || ow0 + b >= out.w)) continue;
+      float* p = y + (oh0 + a) * out.row_stride + (ow0 + b) * out.pixel_stride;
+      if (Full)
+        VecF::store(p, yt[a * kOut + b] + vb);
+      else
+        store_lanes(p, yt[a * kOut + b] + vb, n);
+    }
+}
+
+// The output transform of a tile at (oh0, ow0): `count` channels, value e of channel c at
+// m[e * e_stride + c].
 inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, const float* bias, float* y,
                              const Plane& out, int64_t oh0, int64_t ow0) {
-  for (int64_t c0 = 0; c0 < count; c0 += kLanes) {
-    const int64_t n = count - c0 < kLanes ? count - c0 : kLanes;
-    VF mt[kTaps], t[kIn * kOut], yt[kOut * kOut];
-    for (int e = 0; e < kTaps; ++e) mt[e] = load_lanes(m + e * e_stride + c0, n);
-    for (int i = 0; i < kIn; ++i) vapply<OutputMatrix>(mt + i * kIn, 1, t + i * kOut, 1);  // along the columns
-    for (int b = 0; b < kOut; ++b) vapply<OutputMatrix>(t + b, kOut, yt + b, kOut);         // along the rows
-    const VF vb = bias ? load_lanes(bias + c0, n) : splat(0.0f);
-    for (int a = 0; a < kOut && oh0 + a < out.h; ++a)
-      for (int b = 0; b < kOut && ow0 + b < out.w; ++b)
-        store_lanes(y + (oh0 + a) * out.row_stride + (ow0 + b) * out.pixel_stride + c0, yt[a * kOut + b] + vb, n);
-  }
+  const bool inside = oh0 + kOut <= out.h && ow0 + kOut <= out.w;
+  const auto bias_at = [&](int64_t c) { return bias ? bias + c : nullptr; };
+  int64_t c = 0;
+  if (inside)
+    for (; c + kLanes <= count; c += kLanes)
+      output_lanes<true, true>(m + c, e_stride, kLanes, bias_at(c), y + c, out, oh0, ow0);
+  else
+    for (; c + kLanes <= count; c += kLanes)
+      output_lanes<false, true>(m + c, e_stride, kLanes, bias_at(c), y + c, out, oh0, ow0);
+  if (c < count) output_lanes<false, false>(m + c, e_stride, count - c, bias_at(c), y + c, out, oh0, ow0);
 }
 
 }  // namespace
