@@ -17,9 +17,11 @@
 //   runs more than one (each with its own dst), so it must only read shared state.
 //
 // Microkernel contract (GemmUkernel<T>, one per ISA, e.g. sgemm_ukernel_14x32__avx512):
-//   ukernel(kc, a, b, c, ldc, m, n, alpha, beta) with 1 <= m <= MR, 1 <= n <= NR, kc >= 0,
-//   a: one packed A panel (kc steps of MR), b: one packed B panel (kc steps of NR):
-//     C[i, j] = alpha * sum_p a[p*MR + i] * b[p*NR + j] + beta * C[i, j]  for i < m, j < n.
+//   ukernel(kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta) with 1 <= m <= MR, 1 <= n <= NR,
+//   kc >= 0; step p of A is the m values at a + p*a_step, of B the NR values at b + p*b_step:
+//     C[i, j] = alpha * sum_p a[p*a_step + i] * b[p*b_step + j] + beta * C[i, j]  for i < m, j < n.
+//   A packed panel has a_step = MR (b_step = NR); a caller whose operands already lie in such
+//   steps passes them in place. B's steps are 64-byte aligned (the vector ISAs load them aligned).
 //   beta == 0 means C is write-only (NaN or garbage in C does not propagate, as in BLAS).
 //   Only the m x n corner of C is read or written, so edge tiles cost one call like any other.
 //   The sum over p runs in order p = 0, 1, ..., kc-1 per element: results do not depend on
@@ -65,8 +67,8 @@
 namespace convforge::cpu {
 
 template <typename T>
-using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m,
-                             int64_t n, T alpha, T beta);
+using GemmUkernel = void (*)(int64_t kc, const T* a, int64_t a_step, const T* b, int64_t b_step, T* c,
+                             int64_t ldc, int64_t m, int64_t n, T alpha, T beta);
 
 template <typename T>
 using GemmWindowUkernel = void (*)(const T* a, int64_t lda, const int64_t* seg, int64_t nseg, int64_t seg_len,
@@ -399,7 +401,7 @@ void gemm_block(const GemmKernel<T>& kern, int64_t i_begin, int64_t i_end, int64
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m_tile = std::min(MR, mc - ir);
             T* c_tile = c + (ic + ir) * ldc + jc + jr;
-            ukernel(kc, a_buf + ir * kc, b_panel, c_tile, ldc, m_tile, n_tile, alpha, beta_pc);
+            ukernel(kc, a_buf + ir * kc, MR, b_panel, NR, c_tile, ldc, m_tile, n_tile, alpha, beta_pc);
             if (last) epilogue(c_tile, ldc, ic + ir, jc + jr, m_tile, n_tile);
           }
         }

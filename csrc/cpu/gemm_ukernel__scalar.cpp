@@ -10,13 +10,15 @@ namespace convforge::cpu {
 namespace {
 
 template <typename T>
-void ukernel_4x8(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                 int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+void ukernel_4x8(int64_t kc, const T* __restrict a, int64_t a_step, const T* __restrict b, int64_t b_step,
+                 T* __restrict c, int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
   constexpr int MR = 4, NR = 8;
   T acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+  for (int64_t p = 0; p < kc; ++p, a += a_step, b += b_step)
+    for (int i = 0; i < MR; ++i) {
+      const T ai = i < m ? a[i] : T(0);
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       T& out = c[i * ldc + j];
@@ -48,14 +50,14 @@ static_assert(tiles::sgemm_scalar.mr == 4 && tiles::sgemm_scalar.nr == 8 &&
                   tiles::dgemm_scalar.mr == 4 && tiles::dgemm_scalar.nr == 8,
               "the scalar microkernels' tile and its entry in gemm.h (tiles::) must agree");
 
-void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c, int64_t ldc,
                                int64_t m, int64_t n, float alpha, float beta) {
-  ukernel_4x8<float>(kc, a, b, c, ldc, m, n, alpha, beta);
+  ukernel_4x8<float>(kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta);
 }
 
-void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, const double* b, double* c,
+void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, int64_t a_step, const double* b, int64_t b_step, double* c,
                                int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
-  ukernel_4x8<double>(kc, a, b, c, ldc, m, n, alpha, beta);
+  ukernel_4x8<double>(kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta);
 }
 
 

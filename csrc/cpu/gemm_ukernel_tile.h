@@ -47,13 +47,14 @@ inline void store_tile(typename S::V (&acc)[NV][M], typename S::T* __restrict c,
     }
 }
 
-// The packed microkernel: a holds kc steps of MR rows, b kc steps of NV * L columns.
-template <typename S, int MR, int M, int NV>
-inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S::T* __restrict b,
-                 typename S::T* __restrict c, int64_t ldc, int64_t n, typename S::T alpha,
+// The microkernel: kc steps of M rows of A, a_step apart, and of NV * L columns of B, b_step apart
+// (MR and NR when packed).
+template <typename S, int M, int NV>
+inline void tile(int64_t kc, const typename S::T* __restrict a, int64_t a_step, const typename S::T* __restrict b,
+                 int64_t b_step, typename S::T* __restrict c, int64_t ldc, int64_t n, typename S::T alpha,
                  typename S::T beta) {
   using V = typename S::V;
-  constexpr int L = S::lanes, NR = 2 * L;
+  constexpr int L = S::lanes;
   V acc[NV][M];
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
@@ -70,8 +71,8 @@ inline void tile(int64_t kc, const typename S::T* __restrict a, const typename S
       const V ai = S::bcast(a + i);
       for (int v = 0; v < NV; ++v) acc[v][i] = S::fma(ai, bv[v], acc[v][i]);
     }
-    a += MR;
-    b += NR;
+    a += a_step;
+    b += b_step;
   }
   store_tile<S, M, NV>(acc, c, ldc, n, alpha, beta);
 }
@@ -125,14 +126,14 @@ inline void window_tile(const typename S::T* __restrict a, int64_t lda, const in
 }
 
 // The entry points: the tile for m rows and n columns, from tables of every row count.
-template <typename S, int MR, int... Ms>
-inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const typename S::T* a,
-                          const typename S::T* b, typename S::T* c, int64_t ldc, int64_t m, int64_t n,
-                          typename S::T alpha, typename S::T beta) {
+template <typename S, int... Ms>
+inline void dispatch_rows(std::integer_sequence<int, Ms...>, int64_t kc, const typename S::T* a, int64_t a_step,
+                          const typename S::T* b, int64_t b_step, typename S::T* c, int64_t ldc, int64_t m,
+                          int64_t n, typename S::T alpha, typename S::T beta) {
   using T = typename S::T;
-  using Fn = void (*)(int64_t, const T*, const T*, T*, int64_t, int64_t, T, T);
-  static constexpr Fn full[] = {tile<S, MR, Ms + 1, 2>...}, half[] = {tile<S, MR, Ms + 1, 1>...};
-  (n > S::lanes ? full : half)[m - 1](kc, a, b, c, ldc, n, alpha, beta);
+  using Fn = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, T, T);
+  static constexpr Fn full[] = {tile<S, Ms + 1, 2>...}, half[] = {tile<S, Ms + 1, 1>...};
+  (n > S::lanes ? full : half)[m - 1](kc, a, a_step, b, b_step, c, ldc, n, alpha, beta);
 }
 
 template <typename S, int... Ms>

@@ -29,17 +29,17 @@ double fma_chains__scalar(int64_t iters, float a, float b);
 namespace convforge::cpu {
 
 // GEMM microkernels (contract in gemm.h).
-void sgemm_ukernel_14x32__avx512(int64_t, const float*, const float*, float*, int64_t, int64_t,
+void sgemm_ukernel_14x32__avx512(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t,
                                  int64_t, float, float);
-void dgemm_ukernel_14x16__avx512(int64_t, const double*, const double*, double*, int64_t, int64_t,
+void dgemm_ukernel_14x16__avx512(int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t,
                                  int64_t, double, double);
-void sgemm_ukernel_6x16__avx2(int64_t, const float*, const float*, float*, int64_t, int64_t,
+void sgemm_ukernel_6x16__avx2(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t,
                               int64_t, float, float);
-void dgemm_ukernel_6x8__avx2(int64_t, const double*, const double*, double*, int64_t, int64_t,
+void dgemm_ukernel_6x8__avx2(int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t,
                              int64_t, double, double);
-void sgemm_ukernel_4x8__scalar(int64_t, const float*, const float*, float*, int64_t, int64_t,
+void sgemm_ukernel_4x8__scalar(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t,
                                int64_t, float, float);
-void dgemm_ukernel_4x8__scalar(int64_t, const double*, const double*, double*, int64_t, int64_t,
+void dgemm_ukernel_4x8__scalar(int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t,
                                int64_t, double, double);
 // Their window microkernels (A read in place; contract in gemm.h).
 #define CONVFORGE_DECLARE_WINDOW_UKERNEL(T, name)                                                  \

@@ -5,8 +5,10 @@
 // slices, each summed into its own dU (slice 0 into the final one). Per chunk of a slice's tiles:
 //   1. the transforms write V_e (tiles x cig) = B^T d B and Z_e (tiles x cog) = A dY A^T of every
 //      tile, a tile at a time along the channels;
-//   2. 16 products dU_e (cog x cig) (+)= Z_e^T V_e run on the packed GEMM with the tiles as their
-//      depth, each on one thread.
+//   2. 16 products dU_e (cog x cig) (+)= Z_e^T V_e run on the GEMM microkernel with the tiles as
+//      their depth, each on one thread. Z_e and V_e are its operands in place: a tile's row of Z_e
+//      is a step of A (its output channels are the rows), a tile's row of V_e, padded to whole
+//      panels, a step of B.
 // Then the slices' dU are added in order and dW = G^T dU G. Threads take whole slices when there
 // are enough of them, else share each chunk's transforms and products. The slices and chunks are
 // fixed by the problem: the bits do not depend on the thread count. NaN or Inf in the input or
@@ -32,11 +34,13 @@ using winograd::f2x3::kTaps;
 
 struct Plan {
   int64_t cig, cog, tiles_h, tiles_w, tiles;  // tiles: of all images
+  int64_t mr, nr;                              // microkernel tile
+  int64_t v_row;                               // a tile's row of V: cig rounded up to whole B panels
   int64_t chunk;                               // tiles per chunk
   int64_t slices;
   // V_e and Z_e of a chunk lie v_stride and z_stride floats apart: a chunk's rows, plus a cache
   // line, so that the transforms' 16 stores of a tile do not all fall in one L1 set.
-  int64_t v_stride() const { return chunk * cig + 16; }
+  int64_t v_stride() const { return chunk * v_row + 16; }
   int64_t z_stride() const { return chunk * cog + 16; }
   int64_t du_floats() const { return kTaps * cog * cig; }
   int64_t chunk_floats() const { return kTaps * (v_stride() + z_stride()); }  // V and Z of a chunk
@@ -48,18 +52,20 @@ Plan plan(const Conv2dParams& p) {
   constexpr int64_t kMinChunk = 64;
   const int64_t chunk_bytes = host_caches().l2 / 2;
   constexpr int64_t kMaxSlices = 8, kMaxPartialFloats = int64_t{1} << 21;
+  const GemmKernel<float> kern = gemm_kernel<float>();
   Plan s;
   s.cig = p.c_in / p.groups, s.cog = p.c_out / p.groups;
+  s.mr = kern.mr, s.nr = kern.nr, s.v_row = detail::round_up(s.cig, s.nr);
   s.tiles_h = (p.out_h + kOut - 1) / kOut, s.tiles_w = (p.out_w + kOut - 1) / kOut;
   s.tiles = p.n * s.tiles_h * s.tiles_w;
-  const int64_t per_tile = kTaps * (s.cig + s.cog) * int64_t(sizeof(float));
+  const int64_t per_tile = kTaps * (s.v_row + s.cog) * int64_t(sizeof(float));
   s.chunk = std::min(s.tiles, std::max(kMinChunk, chunk_bytes / per_tile));
   s.slices = std::clamp<int64_t>(kMaxPartialFloats / s.du_floats(), 1, std::min(kMaxSlices, s.tiles / s.chunk));
   return s;
 }
 
 // V[e][i][ci] and Z[e][i][co] of the tiles [t0, t1) of group grp, tile t at row i = t - first (rows
-// v_stride and z_stride apart per e). Returns the sum of the values read.
+// v_row and cog long, v_stride and z_stride apart per e). Returns the sum of the values read.
 float transform_tiles(const Conv2dParams& p, const Plan& s, const winograd::f2x3::Transforms& tf, const float* x,
                       const float* dy, int64_t grp, int64_t first, int64_t t0, int64_t t1, float* v, float* z) {
   const Plane in{p.h, p.w, p.h * p.w * p.c_in, p.w * p.c_in, p.c_in};
@@ -69,7 +75,7 @@ float transform_tiles(const Conv2dParams& p, const Plan& s, const winograd::f2x3
     const int64_t n = t / (s.tiles_h * s.tiles_w), th = t / s.tiles_w % s.tiles_h, tw = t % s.tiles_w;
     const int64_t i = t - first;
     sum += tf.input_tile(x + n * in.image_stride + grp * s.cig, in, kOut * th - p.pad_h, kOut * tw - p.pad_w,
-                         s.cig, v + i * s.cig, s.v_stride());
+                         s.cig, v + i * s.v_row, s.v_stride());
     sum += tf.grad_output_tile(dy + n * out.image_stride + grp * s.cog, out, kOut * th, kOut * tw, s.cog,
                                z + i * s.cog, s.z_stride());
   }
@@ -104,6 +110,11 @@ bool winograd_f2x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
     float* z = v + kTaps * s.v_stride();
     float* du_slice = du + slice * s.du_floats();
     const int64_t t_begin = s.tiles * slice / s.slices, t_end = s.tiles * (slice + 1) / s.slices;
+    // The padding of V's rows is read as B columns past cig, whose sums are dropped: keep it 0.
+    if (s.v_row > s.cig)
+      for (int64_t row = 0; row < kTaps * s.chunk; ++row)
+        std::fill(v + row / s.chunk * s.v_stride() + row % s.chunk * s.v_row + s.cig,
+                  v + row / s.chunk * s.v_stride() + (row % s.chunk + 1) * s.v_row, 0.0f);
     for (int64_t t0 = t_begin; t0 < t_end && finite.load(std::memory_order_relaxed); t0 += s.chunk) {
       const int64_t tiles = std::min(s.chunk, t_end - t0);
       const double transform_work = double(tiles) * kTaps * (s.cig + s.cog) * 4;
@@ -111,13 +122,16 @@ bool winograd_f2x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
         const float sum = transform_tiles(p, s, tf, x, dy, grp, t0, t0 + i0, t0 + i1, v, z);
         if (!(sum - sum == 0.0f)) finite.store(false, std::memory_order_relaxed);
       });
-      // dU_e += Z_e^T V_e: A(co, t) = z[t * cog + co], B(t, ci) = v[t * cig + ci].
+      // dU_e += Z_e^T V_e: A(co, t) = z[t * cog + co], B(t, ci) = v[t * v_row + ci].
       const double product_work = double(tiles) * kTaps * s.cig * s.cog;
+      const float beta = t0 == t_begin ? 0.0f : 1.0f;
       parallel_for(kTaps, threads > 1 ? threads_for(product_work, 1 << 20) : 1, [&](int64_t e0, int64_t e1) {
         for (int64_t e = e0; e < e1; ++e)
-          gemm_packed(kern, s.cog, s.cig, tiles, 1.0f, StridedPackA<float>{z + e * s.z_stride(), 1, s.cog},
-                      StridedPackB<float>{v + e * s.v_stride(), s.cig, 1}, t0 == t_begin ? 0.0f : 1.0f,
-                      du_slice + e * s.cog * s.cig, s.cig, 1);
+          for (int64_t ci = 0; ci < s.cig; ci += s.nr)
+            for (int64_t co = 0; co < s.cog; co += s.mr)
+              kern.ukernel(tiles, z + e * s.z_stride() + co, s.cog, v + e * s.v_stride() + ci, s.v_row,
+                           du_slice + (e * s.cog + co) * s.cig + ci, s.cig, std::min(s.mr, s.cog - co),
+                           std::min(s.nr, s.cig - ci), 1.0f, beta);
       });
     }
   };

@@ -174,7 +174,7 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
         const float* a = ug + e * s.kp * s.cig + i * s.cig;
         float* c = m + (e * s.cog + i) * s.block + pj * s.nr;
         for (int64_t c0 = 0; c0 < s.cig; c0 += s.kc)
-          kern.ukernel(std::min(s.kc, s.cig - c0), a + c0 * s.mr, panel + c0 * s.nr, c, s.block,
+          kern.ukernel(std::min(s.kc, s.cig - c0), a + c0 * s.mr, s.mr, panel + c0 * s.nr, s.nr, c, s.block,
                        std::min(s.mr, s.cog - i), s.nr, 1.0f, c0 == 0 ? 0.0f : 1.0f);
       }
     }
