@@ -203,7 +203,10 @@ def test_chooser(shape, kw, pass_, name):
     (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "grad_weight", "winograd_f2x3"),
     (((8, 64, 56, 56), (64, 64, 3, 3)), dict(stride=2, padding=1), "grad_weight", "nhwc_gemm_im2col"),
     (((8, 16, 4, 4), (16, 16, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
-    (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
+    # Too few tiles over all images to pay back Winograd's weight transform, then enough.
+    (((4, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_im2col"),
+    (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "forward", "winograd_f4x3"),
+    (((8, 512, 7, 7), (512, 512, 3, 3)), dict(padding=1), "grad_input", "winograd_f4x3"),
     (((64, 3, 32, 32), (32, 3, 3, 3)), dict(padding=1), "forward", "nhwc_gemm_windows"),
     (((8, 32, 12, 12), (16, 32, 5, 5)), {}, "grad_input", "nhwc_gemm_windows"),
     (((8, 6, 12, 12), (16, 6, 5, 5)), {}, "grad_input", "nhwc_gemm_im2col"),
@@ -418,6 +421,24 @@ def test_winograd_nan_inf_as_torch(where, layout):
     for got, want in ((y, ty.detach().numpy()), (gx, tx.grad.numpy()), *((g, tw.grad.numpy()) for g in grads_w)):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.where(np.isinf(want), want, 0), np.where(np.isinf(got), got, 0))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_winograd_forward_splits_output_channels(threads, layout):
+    # One image of 4 tiles is one block: 2 and 3 threads share its output channels (several
+    # panels of them on every ISA), each part transforming the block's input for itself.
+    xs, ws = (1, 24, 8, 7), (80, 24, 3, 3)
+    x, w, b = make(xs, ws, np.float32, "split")
+    expected = reference.conv2d(x, w, b, padding=1)
+    magnitude = reference.conv2d(np.abs(x), np.abs(w), np.abs(b), padding=1)
+    direct_err = direct_error(x, w, b, dict(padding=1), expected)
+    cx, cw = (nhwc(x), nhwc(w)) if layout == "nhwc" else (x, w)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append(convforge.conv2d(cx, cw, b, padding=1, algorithm="winograd_f4x3"))
+        assert_winograd_close(results[-1], expected, direct_err, magnitude, f"{n} threads")
+    assert all(np.array_equal(results[0], r) for r in results[1:])
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])

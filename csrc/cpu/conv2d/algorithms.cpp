@@ -163,10 +163,12 @@ bool prefers_flipped_forward(const Conv2dParams& p) {
 }
 
 // Winograd's forward transforms the whole weight once per call (36 values per channel pair, about
-// as much time as 35 tiles save): the tiles of all images must pay that back (at 512 channels on
-// 7x7 images, 4 to 32 tiles: 0.2-0.75x of torch; 128 tiles: 1.3x).
+// as much time as 20 tiles save): the tiles of all images must pay that back. At 512 channels on
+// 7x7 images, NHWC, over nhwc_gemm_im2col: 4 to 16 tiles 0.35-0.9x, 32 tiles 1.15-1.35x. NCHW
+// blocks of so few tiles transform a channel at a time over mostly empty panels: 32 tiles ran
+// 0.8-0.9x of gemm_im2col there.
 bool winograd_forward_pays(const Conv2dParams& p) {
-  constexpr int64_t kMinTiles = 64;
+  const int64_t kMinTiles = p.channels_last ? 32 : 64;
   return p.n * ((p.out_h + 3) / 4) * ((p.out_w + 3) / 4) >= kMinTiles;
 }
 

@@ -70,6 +70,7 @@ struct Plan {
   int64_t mr, nr;                              // microkernel tile
   int64_t up, kp;  // U's panel width (mr: A panels on NCHW; nr: B panels on NHWC), cog rounded up to it
   int64_t block, blocks;                       // tiles per block (a multiple of nr)
+  int64_t co_parts;  // the forward splits each block's output channels in this many parts (of whole panels)
   int64_t kc;                                  // depth of one microkernel call
   // Scratch in floats: U of one group (shared by the threads); per thread V, M, the block's tile
   // runs (at most one per tile) and the transforms' scratch.
@@ -103,6 +104,10 @@ Plan plan(const Conv2dParams& p, int threads) {
   panels = std::max<int64_t>(1, std::min(panels, all_panels / std::max(threads, 1)));
   s.block = panels * s.nr;
   s.blocks = (s.tiles + s.block - 1) / s.block;
+  // Fewer blocks than threads (small images, few of them): the threads also share a block's output
+  // channels, each transforming the block's input for its own part.
+  const int64_t items = p.groups * s.blocks, co_panels = s.kp / s.up;
+  s.co_parts = items >= threads ? 1 : std::min((threads + items - 1) / items, co_panels);
   // Sums over at most 32 input channels per microkernel call, added in order: fp32 sums of the
   // transformed values are long and large, and this blocking keeps their rounding error near the
   // direct path's (2.7x instead of 7.5x at 256 channels).
@@ -115,27 +120,42 @@ Plan plan(const Conv2dParams& p, int threads) {
 // U_e of group grp as packed A panels, U[e][panel][ci][mr] (NCHW), or U_e^T as packed B panels,
 // U[e][panel][ci][nr] (NHWC); output channels past cog zero. A panel at a time, one input channel
 // at a time with the panel's rows as the vector lanes, so that each of the 36 values goes out as
-// one contiguous run of the panel's width (with the input channels as the lanes, every value went
-// to its own cache line: a quarter to a third of a 512-channel forward on 14x14 images).
+// one contiguous run of the panel's width. Rows that do not lie side by side in the weight (all
+// but grad_input's flipped NHWC view) are first gathered, a few input channels at a time, into a
+// small buffer where they do: read in place, each would be a load from its own cache line.
 void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& tf, const WeightView& wv, float* u,
                        std::atomic<bool>& finite) {
-  const Taps rows_as_pairs{wv.co_stride, wv.tap_stride};  // pair i: row co0 + i, one input channel
+  constexpr int64_t kGatherChannels = 16, kMaxWidth = 32;
+  static_assert(tiles::sgemm_avx512.mr <= kMaxWidth && tiles::sgemm_avx512.nr <= kMaxWidth &&
+                    tiles::sgemm_avx2.nr <= kMaxWidth && tiles::sgemm_scalar.nr <= kMaxWidth,
+                "a float32 panel's width (U's panel rows) must fit the gather buffer");
+  const bool gather = wv.co_stride != 1;
   const int64_t panels = p.groups * (s.kp / s.up);
   parallel_for(panels, threads_for(double(panels) * s.up * s.cig * 200, 1 << 18), [&](int64_t q0, int64_t q1) {
+    float rows_side_by_side[kGatherChannels * 9 * kMaxWidth];  // [ci][tap][row]
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t grp = q / (s.kp / s.up), co0 = q % (s.kp / s.up) * s.up, rows = std::min(s.up, s.cog - co0);
       float* panel = u + grp * s.u_floats() + co0 * s.cig;
       const float* g = wv.w + grp * wv.group_stride + co0 * wv.co_stride;
-      // A panel's rows of the own weight are read a few values per cache line per input channel:
-      // stream them into the cache in order first.
-      const auto* bytes = reinterpret_cast<const char*>(g);
-      if (wv.co_stride == s.cig * 9)
-        for (int64_t b = 0; b < rows * s.cig * 9 * int64_t(sizeof(float)); b += 64) __builtin_prefetch(bytes + b);
-      for (int64_t ci = 0; ci < s.cig; ++ci) {
-        if (!tf.weight(g + ci * wv.ci_stride, rows_as_pairs, rows, panel + ci * s.up, s.kp * s.cig))
-          finite.store(false, std::memory_order_relaxed);
-        for (int64_t e = 0; e < kTaps; ++e)
-          for (int64_t r = rows; r < s.up; ++r) panel[e * s.kp * s.cig + ci * s.up + r] = 0.0f;
+      for (int64_t c0 = 0; c0 < s.cig; c0 += kGatherChannels) {
+        const int64_t channels = std::min(kGatherChannels, s.cig - c0);
+        const float* src = g + c0 * wv.ci_stride;
+        Taps taps{wv.co_stride, wv.tap_stride};
+        int64_t channel_stride = wv.ci_stride;
+        if (gather) {
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t t = 0; t < 9; ++t)
+              for (int64_t c = 0; c < channels; ++c)
+                rows_side_by_side[(c * 9 + t) * s.up + r] = src[r * wv.co_stride + c * wv.ci_stride + t * wv.tap_stride];
+          src = rows_side_by_side, taps = {1, s.up}, channel_stride = 9 * s.up;
+        }
+        for (int64_t c = 0; c < channels; ++c) {
+          const int64_t ci = c0 + c;
+          if (!tf.weight(src + c * channel_stride, taps, rows, panel + ci * s.up, s.kp * s.cig))
+            finite.store(false, std::memory_order_relaxed);
+          for (int64_t e = 0; e < kTaps; ++e)
+            for (int64_t r = rows; r < s.up; ++r) panel[e * s.kp * s.cig + ci * s.up + r] = 0.0f;
+        }
       }
     }
   });
@@ -153,10 +173,15 @@ Block block_runs(const Plan& s, int64_t block, TileRun* runs) {
   return {runs, count, t1 - t0, (t1 - t0 + s.nr - 1) / s.nr, s.nr, s.tiles_w};
 }
 
+// The output channels [begin, end) of a group that one call computes.
+struct Channels {
+  int64_t begin, end;
+};
+
 // Returns false when the input holds NaN or Inf.
 bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const GemmKernel<float>& kern,
                const float* x, const float* u, const float* bias, float* y, int64_t grp, const Block& b,
-               float* v, float* m, float* scratch) {
+               const Channels& cos, float* v, float* m, float* scratch) {
   // 1. Input transform, into the packed B panels: V[e][panel][ci][nr].
   const Plane in = plane(p, p.h, p.w, p.c_in);
   float sum = 0.0f;
@@ -170,7 +195,7 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
   for (int64_t e = 0; e < kTaps; ++e)
     for (int64_t pj = 0; pj < b.panels; ++pj) {
       const float* panel = v + e * s.cig * s.block + pj * s.cig * s.nr;
-      for (int64_t i = 0; i < s.cog; i += s.mr) {
+      for (int64_t i = cos.begin; i < cos.end; i += s.mr) {
         const float* a = ug + e * s.kp * s.cig + i * s.cig;
         float* c = m + (e * s.cog + i) * s.block + pj * s.nr;
         for (int64_t c0 = 0; c0 < s.cig; c0 += s.kc)
@@ -180,7 +205,7 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
     }
   // 3. Output transform (+ bias).
   const Plane out = plane(p, p.out_h, p.out_w, p.c_out);
-  for (int64_t co = 0; co < s.cog; ++co) {
+  for (int64_t co = cos.begin; co < cos.end; ++co) {
     const int64_t c = grp * s.cog + co;
     tf.output(m + co * s.block, s.cog * s.block, b, bias ? bias[c] : 0.0f, y + c * channel_stride(p, out), out,
               scratch);
@@ -194,7 +219,7 @@ bool run_block(const Conv2dParams& p, const Plan& s, const Transforms& tf, const
 // when the input holds NaN or Inf.
 bool run_block_nhwc(const Conv2dParams& p, const Plan& s, const Transforms& tf, const GemmKernel<float>& kern,
                     const float* x, const float* u, const float* bias, float* y, int64_t grp, const Block& b,
-                    float* v, float* m) {
+                    const Channels& cos, float* v, float* m) {
   const Plane in = plane(p, p.h, p.w, p.c_in), out = plane(p, p.out_h, p.out_w, p.c_out);
   // 1. Input transform: V[e][tile][ci].
   float sum = 0.0f;
@@ -223,18 +248,18 @@ bool run_block_nhwc(const Conv2dParams& p, const Plan& s, const Transforms& tf, 
   for (int64_t e = 0; e < kTaps; ++e)
     if (tiles_outer) {
       for (int64_t i = 0; i < b.tiles; i += s.mr)
-        for (int64_t j = 0; j < s.cog; j += s.nr) product(e, i, j);
+        for (int64_t j = cos.begin; j < cos.end; j += s.nr) product(e, i, j);
     } else {
-      for (int64_t j = 0; j < s.cog; j += s.nr)
+      for (int64_t j = cos.begin; j < cos.end; j += s.nr)
         for (int64_t i = 0; i < b.tiles; i += s.mr) product(e, i, j);
     }
   // 3. Output transform (+ bias).
   for (int64_t r = 0; r < b.count; ++r) {
     const TileRun& run = b.runs[r];
-    float* image = y + run.n * out.image_stride + grp * s.cog;
+    float* image = y + run.n * out.image_stride + grp * s.cog + cos.begin;
     for (int64_t tw = run.tw0; tw < run.tw1; ++tw)
-      tf.output_tile(m + (run.t + tw - run.tw0) * s.cog, s.block * s.cog, s.cog, bias ? bias + grp * s.cog : nullptr,
-                     image, out, kOut * run.th, kOut * tw);
+      tf.output_tile(m + (run.t + tw - run.tw0) * s.cog + cos.begin, s.block * s.cog, cos.end - cos.begin,
+                     bias ? bias + grp * s.cog + cos.begin : nullptr, image, out, kOut * run.th, kOut * tw);
   }
   return true;
 }
@@ -401,21 +426,23 @@ bool forward(const Conv2dParams& p, const Arena& arena, const void* x, const Wei
   std::atomic<bool> finite{true};
   transform_weights(p, s, tf, wv, u, finite);
   if (!finite) return false;
-  const int64_t items = p.groups * s.blocks;
-  const double work = double(kTaps) * s.cig * s.cog * s.block;
+  const int64_t items = p.groups * s.blocks * s.co_parts, co_panels = s.kp / s.up;
+  const double work = double(kTaps) * s.cig * s.cog * s.block / s.co_parts;
   parallel_for(items, threads_for(work * items, 1 << 20), [&](int64_t i0, int64_t i1) {
     float* v = arena.item<float>();
     float* m = v + s.v_floats();
     auto* runs = reinterpret_cast<TileRun*>(m + s.m_floats());
     float* scratch = m + s.m_floats() + s.run_floats();
     for (int64_t item = i0; item < i1 && finite.load(std::memory_order_relaxed); ++item) {
-      const Block b = block_runs(s, item / p.groups, runs);
+      const int64_t part = item % s.co_parts, grp = item / s.co_parts % p.groups;
+      const Block b = block_runs(s, item / s.co_parts / p.groups, runs);
+      const Channels cos{std::min(s.cog, co_panels * part / s.co_parts * s.up),
+                         std::min(s.cog, co_panels * (part + 1) / s.co_parts * s.up)};
       const auto* xf = static_cast<const float*>(x);
       const auto* bf = static_cast<const float*>(bias);
       auto* yf = static_cast<float*>(y);
-      const int64_t grp = item % p.groups;
-      const bool ok = p.channels_last ? run_block_nhwc(p, s, tf, kern, xf, u, bf, yf, grp, b, v, m)
-                                      : run_block(p, s, tf, kern, xf, u, bf, yf, grp, b, v, m, scratch);
+      const bool ok = p.channels_last ? run_block_nhwc(p, s, tf, kern, xf, u, bf, yf, grp, b, cos, v, m)
+                                      : run_block(p, s, tf, kern, xf, u, bf, yf, grp, b, cos, v, m, scratch);
       if (!ok)
         finite.store(false, std::memory_order_relaxed);
     }

@@ -255,40 +255,6 @@ inline void weight_grad(const T* du, int64_t e_stride, int64_t count, float* dw,
   }
 }
 
-// U = G g G^T, a chunk of channel pairs at a time with the pairs as the vector lanes; each of the
-// 36 values goes out as one contiguous run of the pairs.
-inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride) {
-  constexpr int64_t kChunk = 64;
-  float g9[9][kChunk], gd[kIn * 3][kChunk], ut[kTaps][kChunk];
-  float sum = 0.0f;
-  for (int64_t i0 = 0; i0 < count; i0 += kChunk) {
-    const int64_t n = count - i0 < kChunk ? count - i0 : kChunk;
-    for (int t = 0; t < 9; ++t)
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) {
-        g9[t][i] = g[(i0 + i) * taps.pair_stride + t * taps.tap_stride];
-        sum += g9[t][i];
-      }
-    for (int b = 0; b < 3; ++b) {  // gd[a][b] = sum_k G[a][k] g[k][b]
-      const float* src[3] = {g9[b], g9[3 + b], g9[6 + b]};
-      float* dst[kIn];
-      for (int a = 0; a < kIn; ++a) dst[a] = gd[a * 3 + b];
-      apply<WeightMatrix>(src, dst, n);
-    }
-    for (int a = 0; a < kIn; ++a) {  // u[a][c] = sum_k gd[a][k] G[c][k]
-      const float* src[3] = {gd[a * 3], gd[a * 3 + 1], gd[a * 3 + 2]};
-      float* dst[kIn];
-      for (int c = 0; c < kIn; ++c) dst[c] = ut[a * kIn + c];
-      apply<WeightMatrix>(src, dst, n);
-    }
-    for (int e = 0; e < kTaps; ++e) {
-      float* ue = u + e * e_stride + i0;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) ue[i] = ut[e][i];
-    }
-  }
-  return sum - sum == 0.0f;  // false for NaN and infinities
-}
 
 // ---------------------------------------------------------------------------------------------
 // NHWC: one tile at a time, the channels as the vector lanes.
@@ -341,6 +307,49 @@ __attribute__((always_inline)) inline VF load_lanes(const float* p, int64_t n) {
 __attribute__((always_inline)) inline void store_lanes(float* p, VF v, int64_t n) {
   if (n == kLanes) return VecF::store(p, v);
   for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+}
+
+// U = G g G^T of one vector of n channel pairs (all kLanes when Full) with the pairs as the lanes:
+// the 36 values go out as contiguous runs. Returns the weights read, summed.
+template <bool Full>
+__attribute__((always_inline)) inline VF weight_lanes(const float* g, const Taps& taps, int64_t n, float* u,
+                                                      int64_t e_stride) {
+  VF d[9], gd[kIn * 3], ut[kTaps];
+  VF total = splat(0.0f);
+#pragma GCC unroll 9
+  for (int k = 0; k < 9; ++k) {
+    const float* p = g + k * taps.tap_stride;
+    if (taps.pair_stride == 1) {
+      d[k] = Full ? VecF::load(p) : load_lanes(p, n);
+    } else {
+      float lanes[kLanes] = {};
+      for (int64_t l = 0; l < n; ++l) lanes[l] = p[l * taps.pair_stride];
+      d[k] = VecF::load(lanes);
+    }
+    total += d[k];
+  }
+#pragma GCC unroll 3
+  for (int b = 0; b < 3; ++b) vapply<WeightMatrix>(d + b, 3, gd + b, 3);  // G g, a column at a time
+#pragma GCC unroll 8
+  for (int a = 0; a < kIn; ++a) vapply<WeightMatrix>(gd + a * 3, 1, ut + a * kIn, 1);  // (G g) G^T
+#pragma GCC unroll 36
+  for (int e = 0; e < kTaps; ++e) {
+    if (Full)
+      VecF::store(u + e * e_stride, ut[e]);
+    else
+      store_lanes(u + e * e_stride, ut[e], n);
+  }
+  return total;
+}
+
+// U = G g G^T for `count` channel pairs, kLanes pairs at a time (contiguous when the pairs are).
+inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride) {
+  VF total = splat(0.0f);
+  int64_t i = 0;
+  for (; i + kLanes <= count; i += kLanes) total += weight_lanes<true>(g + i * taps.pair_stride, taps, kLanes, u + i, e_stride);
+  if (i < count) total += weight_lanes<false>(g + i * taps.pair_stride, taps, count - i, u + i, e_stride);
+  const float sum = VecF::sum(total);
+  return sum - sum == 0.0f;  // false for NaN and infinities
 }
 
 // M d M^T of one vector of n channels (all kLanes when Full) of the side x side patch at row r0,
