@@ -143,6 +143,12 @@ void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& t
         Taps taps{wv.co_stride, wv.tap_stride};
         int64_t channel_stride = wv.ci_stride;
         if (gather) {
+          // The next channels' lines of the same rows and taps, a block ahead: 9 * rows lines from
+          // far apart that the hardware prefetchers would not follow.
+          if (c0 + kGatherChannels < s.cig)
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t t = 0; t < 9; ++t)
+                __builtin_prefetch(src + r * wv.co_stride + kGatherChannels * wv.ci_stride + t * wv.tap_stride);
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t t = 0; t < 9; ++t)
               for (int64_t c = 0; c < channels; ++c)
