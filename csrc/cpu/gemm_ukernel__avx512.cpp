@@ -57,14 +57,16 @@ static_assert(tiles::sgemm_avx512.mr == 14 && tiles::sgemm_avx512.nr == 2 * F32:
                   tiles::dgemm_avx512.mr == 14 && tiles::dgemm_avx512.nr == 2 * F64::lanes,
               "the avx512 microkernels' tile and its entry in gemm.h (tiles::) must agree");
 
-void sgemm_ukernel_14x32__avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c, int64_t ldc,
-                                 int64_t m, int64_t n, float alpha, float beta) {
-  dispatch_rows<F32>(std::make_integer_sequence<int, 14>{}, kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta);
+void sgemm_ukernel_14x32__avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                                 float* c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta) {
+  dispatch_rows<F32>(std::make_integer_sequence<int, 14>{}, kc, a, a_step, b, b_step, c, ldc, m, n, alpha,
+                     beta);
 }
 
-void dgemm_ukernel_14x16__avx512(int64_t kc, const double* a, int64_t a_step, const double* b, int64_t b_step, double* c,
-                                 int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
-  dispatch_rows<F64>(std::make_integer_sequence<int, 14>{}, kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta);
+void dgemm_ukernel_14x16__avx512(int64_t kc, const double* a, int64_t a_step, const double* b, int64_t b_step,
+                                 double* c, int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
+  dispatch_rows<F64>(std::make_integer_sequence<int, 14>{}, kc, a, a_step, b, b_step, c, ldc, m, n, alpha,
+                     beta);
 }
 
 void sgemm_window_ukernel_14x32__avx512(const float* a, int64_t lda, const int64_t* seg, int64_t nseg,

@@ -50,13 +50,13 @@ static_assert(tiles::sgemm_scalar.mr == 4 && tiles::sgemm_scalar.nr == 8 &&
                   tiles::dgemm_scalar.mr == 4 && tiles::dgemm_scalar.nr == 8,
               "the scalar microkernels' tile and its entry in gemm.h (tiles::) must agree");
 
-void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c, int64_t ldc,
-                               int64_t m, int64_t n, float alpha, float beta) {
+void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                               float* c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta) {
   ukernel_4x8<float>(kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta);
 }
 
-void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, int64_t a_step, const double* b, int64_t b_step, double* c,
-                               int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
+void dgemm_ukernel_4x8__scalar(int64_t kc, const double* a, int64_t a_step, const double* b, int64_t b_step,
+                               double* c, int64_t ldc, int64_t m, int64_t n, double alpha, double beta) {
   ukernel_4x8<double>(kc, a, a_step, b, b_step, c, ldc, m, n, alpha, beta);
 }
 

@@ -152,7 +152,8 @@ void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& t
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t t = 0; t < 9; ++t)
               for (int64_t c = 0; c < channels; ++c)
-                rows_side_by_side[(c * 9 + t) * s.up + r] = src[r * wv.co_stride + c * wv.ci_stride + t * wv.tap_stride];
+                rows_side_by_side[(c * 9 + t) * s.up + r] =
+                    src[r * wv.co_stride + c * wv.ci_stride + t * wv.tap_stride];
           src = rows_side_by_side, taps = {1, s.up}, channel_stride = 9 * s.up;
         }
         for (int64_t c = 0; c < channels; ++c) {

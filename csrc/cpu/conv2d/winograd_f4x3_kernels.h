@@ -289,7 +289,8 @@ __attribute__((always_inline)) inline VF vdot(const VF* src, int stride, std::in
 
 // dst[R * dst_stride] = sum_C M[R][C] src[C * src_stride] for every row R of M.
 template <typename M, int... R>
-__attribute__((always_inline)) inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride, std::integer_sequence<int, R...>) {
+__attribute__((always_inline)) inline void vapply(const VF* src, int src_stride, VF* dst, int dst_stride,
+                                                  std::integer_sequence<int, R...>) {
   ((dst[R * dst_stride] = vdot<M, R>(src, src_stride, std::make_integer_sequence<int, M::cols>{})), ...);
 }
 template <typename M>
@@ -346,7 +347,8 @@ __attribute__((always_inline)) inline VF weight_lanes(const float* g, const Taps
 inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride) {
   VF total = splat(0.0f);
   int64_t i = 0;
-  for (; i + kLanes <= count; i += kLanes) total += weight_lanes<true>(g + i * taps.pair_stride, taps, kLanes, u + i, e_stride);
+  for (; i + kLanes <= count; i += kLanes)
+    total += weight_lanes<true>(g + i * taps.pair_stride, taps, kLanes, u + i, e_stride);
   if (i < count) total += weight_lanes<false>(g + i * taps.pair_stride, taps, count - i, u + i, e_stride);
   const float sum = VecF::sum(total);
   return sum - sum == 0.0f;  // false for NaN and infinities
@@ -400,9 +402,11 @@ inline float patch_tile_nhwc(const float* x, const Plane& plane, int64_t r0, int
   VF total = splat(0.0f);
   int64_t ch = 0;
   if (inside)
-    for (; ch + kLanes <= count; ch += kLanes) total += patch_lanes<M, true, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
+    for (; ch + kLanes <= count; ch += kLanes)
+      total += patch_lanes<M, true, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
   else
-    for (; ch + kLanes <= count; ch += kLanes) total += patch_lanes<M, false, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
+    for (; ch + kLanes <= count; ch += kLanes)
+      total += patch_lanes<M, false, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
   if (ch < count) total += patch_lanes<M, false, false>(x + ch, plane, r0, c0, count - ch, v + ch, e_stride);
   return VecF::sum(total);
 }
