@@ -233,6 +233,22 @@ def test_layer_shape_k2s2_and_k3s2(dtype, isa):
         check_avg(x, kernel, 2, 0, False, True, None)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_planes(dtype, isa):
+    # LeNet's pools, then overlapping and padded windows: planes whose interior is narrower than a
+    # vector block of every ISA, so the forward runs its per-output path inside the input and the
+    # backward scatters in output order, which is torch's: the same bits.
+    for shape, kernel, stride, padding in (((4, 6, 28, 28), 2, 2, 0), ((4, 16, 10, 10), 2, 2, 0),
+                                           ((3, 2, 13, 11), 3, 2, 1), ((2, 3, 9, 9), 3, 1, 1)):
+        x = random(shape, dtype, "narrow")
+        check_max(x, kernel, stride, padding, 1, False)
+        check_avg(x, kernel, stride, padding, False, True, None)
+        out, idx = convforge.max_pool2d(x, kernel, stride, padding, return_indices=True)
+        g = random(out.shape, dtype, "narrow grad")
+        grad = convforge.max_pool2d_backward(g, x, idx, kernel, stride, padding)
+        np.testing.assert_array_equal(grad, torch_max(x, g, kernel, stride, padding, 1, False)[2])
+
+
 def test_unbatched():
     x = random((3, 9, 35), np.float32, "unbatched")
     out, idx = convforge.max_pool2d(x, 3, 2, 1, return_indices=True)
