@@ -236,8 +236,8 @@ bool transposed_grad_weight(const Geometry& g) {
 template <typename T>
 void col2im(const Conv2dParams& p, const Geometry& g, const T* col, int64_t q0, int64_t count, T* dxg) {
   // With one group and no dilation along the width, a kernel row's taps are adjacent pixels of
-  // dx and adjacent runs of col: a single run of kw * cig values (cig alone is short: 6 channels
-  // as 25 runs of 6 took half of a LeNet grad_input).
+  // dx and adjacent runs of col: a single run of kw * cig values (runs of cig alone are short
+  // where there are few channels: 25 runs of 6 values per pixel in LeNet's second layer).
   const bool contiguous_taps = g.cig == p.c_in && p.dilation_w == 1;
   for (int64_t q = q0; q < q0 + count; ++q, col += g.k) {
     const int64_t n = q / g.ohw, oh = q % g.ohw / p.out_w, ow = q % p.out_w;
