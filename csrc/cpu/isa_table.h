@@ -110,7 +110,7 @@ namespace convforge::cpu::conv::winograd {
                                    float*, int64_t, int64_t, float*);                             \
   void winograd_f4x3_output__##isa(const float*, int64_t, const Block&, float, float*, const Plane&, \
                                    float*);                                                       \
-  bool winograd_f4x3_weight__##isa(const float*, const Taps&, int64_t, float*, int64_t);            \
+  bool winograd_f4x3_weight__##isa(const float*, int64_t, int64_t, float*, int64_t);                \
   float winograd_f4x3_grad_output__##isa(const float*, const Plane&, const Block&, float*, int64_t,  \
                                          int64_t, float*);                                         \
   void winograd_f4x3_weight_grad__##isa(const double*, int64_t, int64_t, float*, const Taps&);      \

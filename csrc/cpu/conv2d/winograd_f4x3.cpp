@@ -140,8 +140,7 @@ void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& t
       for (int64_t c0 = 0; c0 < s.cig; c0 += kGatherChannels) {
         const int64_t channels = std::min(kGatherChannels, s.cig - c0);
         const float* src = g + c0 * wv.ci_stride;
-        Taps taps{wv.co_stride, wv.tap_stride};
-        int64_t channel_stride = wv.ci_stride;
+        int64_t channel_stride = wv.ci_stride, tap_stride = wv.tap_stride;
         if (gather) {
           // The next channels' lines of the same rows and taps, a block ahead: 9 * rows lines from
           // far apart that the hardware prefetchers would not follow.
@@ -154,11 +153,11 @@ void transform_weights(const Conv2dParams& p, const Plan& s, const Transforms& t
               for (int64_t c = 0; c < channels; ++c)
                 rows_side_by_side[(c * 9 + t) * s.up + r] =
                     src[r * wv.co_stride + c * wv.ci_stride + t * wv.tap_stride];
-          src = rows_side_by_side, taps = {1, s.up}, channel_stride = 9 * s.up;
+          src = rows_side_by_side, channel_stride = 9 * s.up, tap_stride = s.up;
         }
         for (int64_t c = 0; c < channels; ++c) {
           const int64_t ci = c0 + c;
-          if (!tf.weight(src + c * channel_stride, taps, rows, panel + ci * s.up, s.kp * s.cig))
+          if (!tf.weight(src + c * channel_stride, tap_stride, rows, panel + ci * s.up, s.kp * s.cig))
             finite.store(false, std::memory_order_relaxed);
           for (int64_t e = 0; e < kTaps; ++e)
             for (int64_t r = rows; r < s.up; ++r) panel[e * s.kp * s.cig + ci * s.up + r] = 0.0f;

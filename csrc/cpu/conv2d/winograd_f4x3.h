@@ -132,9 +132,10 @@ struct Taps {
 // are large next to the gradient they cancel down to.
 using WeightGradTransform = void (*)(const double* du, int64_t e_stride, int64_t count, float* dw,
                                      const Taps& taps);
-// U = G g G^T for the 3x3 kernels g of `count` channel pairs (laid out as `taps` says), into
-// u[e * e_stride + i] for pair i. Returns false if a weight is NaN or infinite.
-using WeightTransform = bool (*)(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride);
+// U = G g G^T for the 3x3 kernels g of `count` channel pairs side by side (tap t of pair i at
+// g[t * tap_stride + i]), into u[e * e_stride + i] for pair i. Returns false if a weight is NaN or
+// infinite.
+using WeightTransform = bool (*)(const float* g, int64_t tap_stride, int64_t count, float* u, int64_t e_stride);
 
 // The same transforms on NHWC arrays, vectorized along the channels instead (contiguous there),
 // one tile at a time; the GEMM then runs with the tiles as rows (M_e^T = V_e^T U_e^T).

@@ -5,6 +5,7 @@
 // +-1 needs no multiply.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "cpu/conv2d/winograd_f4x3.h"
@@ -310,23 +311,31 @@ __attribute__((always_inline)) inline void store_lanes(float* p, VF v, int64_t n
   for (int64_t l = 0; l < n; ++l) p[l] = v[l];
 }
 
+// Calls f(inside, full, c, n) for `count` channels a vector at a time: n channels from c, full
+// (std::true_type) for whole vectors, then std::false_type for the rest; inside is std::true_type
+// for the whole vectors when `inside` holds, else std::false_type. Decided here, out of the
+// transforms' unrolled loops.
+template <typename F>
+__attribute__((always_inline)) inline void for_each_vector(int64_t count, bool inside, F&& f) {
+  int64_t c = 0;
+  if (inside)
+    for (; c + kLanes <= count; c += kLanes) f(std::true_type{}, std::true_type{}, c, kLanes);
+  else
+    for (; c + kLanes <= count; c += kLanes) f(std::false_type{}, std::true_type{}, c, kLanes);
+  if (c < count) f(std::false_type{}, std::false_type{}, c, count - c);
+}
+
 // U = G g G^T of one vector of n channel pairs (all kLanes when Full) with the pairs as the lanes:
 // the 36 values go out as contiguous runs. Returns the weights read, summed.
 template <bool Full>
-__attribute__((always_inline)) inline VF weight_lanes(const float* g, const Taps& taps, int64_t n, float* u,
+__attribute__((always_inline)) inline VF weight_lanes(const float* g, int64_t tap_stride, int64_t n, float* u,
                                                       int64_t e_stride) {
   VF d[9], gd[kIn * 3], ut[kTaps];
   VF total = splat(0.0f);
 #pragma GCC unroll 9
   for (int k = 0; k < 9; ++k) {
-    const float* p = g + k * taps.tap_stride;
-    if (taps.pair_stride == 1) {
-      d[k] = Full ? VecF::load(p) : load_lanes(p, n);
-    } else {
-      float lanes[kLanes] = {};
-      for (int64_t l = 0; l < n; ++l) lanes[l] = p[l * taps.pair_stride];
-      d[k] = VecF::load(lanes);
-    }
+    const float* p = g + k * tap_stride;
+    d[k] = Full ? VecF::load(p) : load_lanes(p, n);
     total += d[k];
   }
 #pragma GCC unroll 3
@@ -343,13 +352,12 @@ __attribute__((always_inline)) inline VF weight_lanes(const float* g, const Taps
   return total;
 }
 
-// U = G g G^T for `count` channel pairs, kLanes pairs at a time (contiguous when the pairs are).
-inline bool weight(const float* g, const Taps& taps, int64_t count, float* u, int64_t e_stride) {
+// U = G g G^T for `count` channel pairs side by side, kLanes pairs at a time.
+inline bool weight(const float* g, int64_t tap_stride, int64_t count, float* u, int64_t e_stride) {
   VF total = splat(0.0f);
-  int64_t i = 0;
-  for (; i + kLanes <= count; i += kLanes)
-    total += weight_lanes<true>(g + i * taps.pair_stride, taps, kLanes, u + i, e_stride);
-  if (i < count) total += weight_lanes<false>(g + i * taps.pair_stride, taps, count - i, u + i, e_stride);
+  for_each_vector(count, true, [&](auto, auto full, int64_t i, int64_t n) __attribute__((always_inline)) {
+    total += weight_lanes<decltype(full)::value>(g + i, tap_stride, n, u + i, e_stride);
+  });
   const float sum = VecF::sum(total);
   return sum - sum == 0.0f;  // false for NaN and infinities
 }
@@ -400,14 +408,9 @@ inline float patch_tile_nhwc(const float* x, const Plane& plane, int64_t r0, int
   constexpr int S = M::cols;
   const bool inside = r0 >= 0 && r0 + S <= plane.h && c0 >= 0 && c0 + S <= plane.w;
   VF total = splat(0.0f);
-  int64_t ch = 0;
-  if (inside)
-    for (; ch + kLanes <= count; ch += kLanes)
-      total += patch_lanes<M, true, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
-  else
-    for (; ch + kLanes <= count; ch += kLanes)
-      total += patch_lanes<M, false, true>(x + ch, plane, r0, c0, kLanes, v + ch, e_stride);
-  if (ch < count) total += patch_lanes<M, false, false>(x + ch, plane, r0, c0, count - ch, v + ch, e_stride);
+  for_each_vector(count, inside, [&](auto in, auto full, int64_t ch, int64_t n) __attribute__((always_inline)) {
+    total += patch_lanes<M, decltype(in)::value, decltype(full)::value>(x + ch, plane, r0, c0, n, v + ch, e_stride);
+  });
   return VecF::sum(total);
 }
 
@@ -443,15 +446,10 @@ __attribute__((always_inline)) inline void output_lanes(const float* m, int64_t 
 inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, const float* bias, float* y,
                              const Plane& out, int64_t oh0, int64_t ow0) {
   const bool inside = oh0 + kOut <= out.h && ow0 + kOut <= out.w;
-  const auto bias_at = [&](int64_t c) { return bias ? bias + c : nullptr; };
-  int64_t c = 0;
-  if (inside)
-    for (; c + kLanes <= count; c += kLanes)
-      output_lanes<true, true>(m + c, e_stride, kLanes, bias_at(c), y + c, out, oh0, ow0);
-  else
-    for (; c + kLanes <= count; c += kLanes)
-      output_lanes<false, true>(m + c, e_stride, kLanes, bias_at(c), y + c, out, oh0, ow0);
-  if (c < count) output_lanes<false, false>(m + c, e_stride, count - c, bias_at(c), y + c, out, oh0, ow0);
+  for_each_vector(count, inside, [&](auto in, auto full, int64_t c, int64_t n) __attribute__((always_inline)) {
+    output_lanes<decltype(in)::value, decltype(full)::value>(m + c, e_stride, n, bias ? bias + c : nullptr, y + c,
+                                                             out, oh0, ow0);
+  });
 }
 
 }  // namespace
@@ -468,9 +466,9 @@ inline void output_tile_nhwc(const float* m, int64_t e_stride, int64_t count, co
                                    const Plane& out, float* s) {                                  \
     output_block(m, es, b, bias, y, out, s);                                                      \
   }                                                                                               \
-  bool winograd_f4x3_weight__##isa(const float* g, const Taps& taps, int64_t count, float* u,      \
+  bool winograd_f4x3_weight__##isa(const float* g, int64_t tap_stride, int64_t count, float* u,   \
                                    int64_t es) {                                                  \
-    return weight(g, taps, count, u, es);                                                         \
+    return weight(g, tap_stride, count, u, es);                                                   \
   }                                                                                               \
   float winograd_f4x3_grad_output__##isa(const float* dy, const Plane& out, const Block& b, float* z, \
                                          int64_t es, int64_t ps, float* s) {                      \
