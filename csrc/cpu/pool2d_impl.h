@@ -865,8 +865,8 @@ void avg_forward(const Pool2dParams& p, const typename S::T* x, typename S::T* y
 
 // Every index inside its own window (the normal case) makes the gather exact; otherwise the
 // plane is redone as torch does it, a scatter in output order, skipping indices outside the
-// plane. Returns false if there were such indices. NCHW planes too narrow for a vector block go
-// straight to the scatter.
+// plane. Returns false if there were such indices. NCHW planes with no vector block across their
+// width (too narrow, or a shape without a vector variant) go straight to the scatter.
 template <class S>
 bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t* idx, typename S::T* dx) {
   using T = typename S::T;
@@ -906,8 +906,8 @@ bool max_backward(const Pool2dParams& p, const typename S::T* dy, const int64_t*
         const T* dyp = dy + pl * out_plane;
         const int64_t* ip = idx + pl * out_plane;
         T* dxp = dx + pl * in_plane;
-        // Without a vector block across the plane's width the gather would search the windows an
-        // element at a time; the scatter below is the same sums in the same (output) order.
+        // Without a vector block the gather would search the windows an element at a time; the
+        // scatter below is the same sums in the same (output) order.
         if (vector_blocks) {
           if (narrowed) S::narrow(ip, narrow, out_plane);
           const int64_t matched = narrowed ? max_backward_plane<S, Sh>(g, phases, rows, cols, dyp, narrow, dxp)

@@ -111,10 +111,9 @@ bool winograd_f2x3_grad_weight(const Conv2dParams& p, const Arena& arena, const 
     float* du_slice = du + slice * s.du_floats();
     const int64_t t_begin = s.tiles * slice / s.slices, t_end = s.tiles * (slice + 1) / s.slices;
     // The padding of V's rows is read as B columns past cig, whose sums are dropped: keep it 0.
-    if (s.v_row > s.cig)
-      for (int64_t row = 0; row < kTaps * s.chunk; ++row)
-        std::fill(v + row / s.chunk * s.v_stride() + row % s.chunk * s.v_row + s.cig,
-                  v + row / s.chunk * s.v_stride() + (row % s.chunk + 1) * s.v_row, 0.0f);
+    for (int64_t e = 0; e < kTaps && s.v_row > s.cig; ++e)
+      for (float* row = v + e * s.v_stride(); row < v + e * s.v_stride() + s.chunk * s.v_row; row += s.v_row)
+        std::fill(row + s.cig, row + s.v_row, 0.0f);
     for (int64_t t0 = t_begin; t0 < t_end && finite.load(std::memory_order_relaxed); t0 += s.chunk) {
       const int64_t tiles = std::min(s.chunk, t_end - t0);
       const double transform_work = double(tiles) * kTaps * (s.cig + s.cog) * 4;
